@@ -1,0 +1,313 @@
+//! Command-line arguments (clap) and the commands they run. No clap type leaves this file.
+
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use migdiff::diff::{diff_dumps, Change};
+use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
+use migdiff::input::Input;
+use migdiff::render::document::document;
+use migdiff::render::report::{self, Counts, DiffDocument, InputInfo};
+use migdiff::render::unified::{write_unified, Labels};
+use migdiff::render::Style;
+use migdiff::{stream, Dump, Schema};
+
+/// What the process reports, as diff(1) does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Same = 0,
+    Different = 1,
+}
+
+const EXAMPLES: &str = "\
+Examples:
+  Make a dump from a QEMU monitor (stopped guest, any machine type):
+    (qemu) migrate \"exec:cat > old.mig\"
+
+  What changed between two dumps:
+    migdiff old.mig new.mig
+
+  CI gate: only the verdict and counts, exit status 1 on any difference:
+    migdiff --format summary old.mig new.mig
+
+  Machine-readable differences:
+    migdiff --format json old.mig new.mig | jq '.changes[] | select(.class == \"schema\")'
+
+  Ignore a field of every CPU, and a whole device:
+    migdiff --ignore 'cpu (*)/env.tsc' --ignore 'hpet (0)/*' old.mig new.mig
+
+  The decoded state of one dump (the text both sides of a diff are made from):
+    migdiff show old.mig
+
+Exit status: 0 no differences, 1 differences, 2 trouble (unreadable or corrupt input).";
+
+/// Decode two QEMU migration streams (savevm dumps) and show, field by field, how the device
+/// state in one differs from the other.
+///
+/// Both dumps are decoded in parallel using the JSON description (vmdesc) QEMU appends to
+/// every stream. Devices are matched by (idstr, instance id), fields by name; schema changes
+/// (fields added, removed, renamed or resized, section versions) are listed above the diff,
+/// value changes are the hunks of a unified diff of the two decoded trees.
+#[derive(Parser, Debug)]
+#[command(
+    name = "migdiff",
+    version,
+    about = "Diff the device state of two QEMU migration streams, field by field",
+    long_about,
+    after_help = EXAMPLES,
+    args_conflicts_with_subcommands = true,
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+    #[command(flatten)]
+    diff: DiffArgs,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the decoded device tree of one dump.
+    ///
+    /// The text form is the one `migdiff OLD NEW` diffs: one field per line, integers in
+    /// hex padded to their size, long buffers as 16-byte rows with offsets.
+    Show(ShowArgs),
+}
+
+#[derive(Args, Debug)]
+struct ShowArgs {
+    /// The dump to decode (a file written by `migrate "exec:cat > FILE"` or `file:FILE`;
+    /// `-` reads standard input).
+    file: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    format: ShowFormat,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct CommonArgs {
+    /// Take the description (vmdesc) from FILE instead of the stream's own: another dump of
+    /// the same configuration, or a vmdesc JSON. For dumps made with suppress-vmdesc=on.
+    #[arg(long, value_name = "FILE")]
+    desc: Option<PathBuf>,
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    /// The reference dump.
+    #[arg(value_name = "OLD", required = true)]
+    old: Option<PathBuf>,
+    /// The dump compared with it.
+    #[arg(value_name = "NEW", required = true)]
+    new: Option<PathBuf>,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Unified)]
+    format: DiffFormat,
+    /// Lines of context around each change in the unified diff.
+    #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
+    context: usize,
+    /// When to colour the output. `auto`: only on a terminal, and never when NO_COLOR is set.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+    /// Ignore differences whose path matches PATTERN (repeatable). Paths are matched as
+    /// printed, `DEVICE (INSTANCE)/FIELD`; `*` matches anything, `/` included; brackets are
+    /// literal. Example: 'cpu (*)/env.tsc'.
+    #[arg(long, value_name = "PATTERN")]
+    ignore: Vec<String>,
+    /// Read more ignore patterns from FILE, one per line, `#` comments.
+    #[arg(long, value_name = "FILE")]
+    ignore_file: Vec<PathBuf>,
+    /// Do not ignore the built-in noise (RTC clock and timer fields that differ between two
+    /// dumps of the same stopped VM).
+    #[arg(long)]
+    no_default_ignores: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum DiffFormat {
+    /// A unified diff of the decoded trees, with schema and device notes above it.
+    Unified,
+    /// Counts per device and a one-line verdict.
+    Summary,
+    /// Every difference as JSON (schema in README.md).
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ShowFormat {
+    Text,
+    Json,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+impl ColorChoice {
+    fn style(self) -> Style {
+        let color = match self {
+            ColorChoice::Always => true,
+            ColorChoice::Never => false,
+            ColorChoice::Auto => {
+                io::stdout().is_terminal()
+                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
+            }
+        };
+        Style { color }
+    }
+}
+
+pub fn run() -> Result<Outcome> {
+    let cli = Cli::parse();
+    match cli.command {
+        Some(Command::Show(args)) => show(&args),
+        None => diff(&cli.diff),
+    }
+}
+
+fn load_desc(common: &CommonArgs) -> Result<Option<Schema>> {
+    let Some(path) = &common.desc else {
+        return Ok(None);
+    };
+    let data = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let schema = if data.first() == Some(&b'{') {
+        migdiff::vmdesc::parse(&data, 0)
+    } else {
+        stream::schema_of(&data)
+    };
+    schema
+        .map(Some)
+        .with_context(|| format!("{}: taking the description", path.display()))
+}
+
+fn load(path: &Path, desc: Option<&Schema>) -> Result<Dump> {
+    let data = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let dump = stream::decode(&data, desc).with_context(|| format!("{}", path.display()))?;
+    for w in &dump.warnings {
+        let section = w
+            .section
+            .as_ref()
+            .map(|s| format!(" in section {s}"))
+            .unwrap_or_default();
+        eprintln!(
+            "migdiff: warning: {}: at byte {:#x}{section}: {}",
+            path.display(),
+            w.offset,
+            w.message
+        );
+    }
+    Ok(dump)
+}
+
+fn show(args: &ShowArgs) -> Result<Outcome> {
+    let desc = load_desc(&args.common)?;
+    let dump = load(&args.file, desc.as_ref())?;
+    let mut out = BufWriter::new(io::stdout().lock());
+    match args.format {
+        ShowFormat::Text => {
+            for line in document(&dump, &|_| true) {
+                writeln!(out, "{line}")?;
+            }
+        }
+        ShowFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &dump)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(Outcome::Same)
+}
+
+fn ignore_filter(args: &DiffArgs) -> Result<Filter> {
+    let mut patterns: Vec<String> = Vec::new();
+    if !args.no_default_ignores {
+        patterns.extend(DEFAULT_IGNORES.iter().map(|s| s.to_string()));
+    }
+    patterns.extend(args.ignore.iter().cloned());
+    for path in &args.ignore_file {
+        let text = std::fs::read_to_string(path)
+            .with_context(|| format!("reading ignore file {}", path.display()))?;
+        patterns.extend(parse_pattern_file(&text));
+    }
+    Ok(Filter::new(&patterns)?)
+}
+
+fn info(path: &Path, dump: &Dump) -> InputInfo {
+    InputInfo {
+        path: path.display().to_string(),
+        size: dump.stream.size,
+        machine: dump.machine.clone(),
+        devices: dump.devices.len(),
+        vmdesc_bytes: dump.stream.vmdesc_len,
+    }
+}
+
+fn diff(args: &DiffArgs) -> Result<Outcome> {
+    let (Some(old_path), Some(new_path)) = (&args.old, &args.new) else {
+        anyhow::bail!("need two dumps: migdiff OLD NEW (see --help)");
+    };
+    let filter = ignore_filter(args)?;
+    let desc = load_desc(&args.common)?;
+    let (old, new) = rayon::join(
+        || load(old_path, desc.as_ref()),
+        || load(new_path, desc.as_ref()),
+    );
+    let (old, new) = (old?, new?);
+
+    let (kept, ignored): (Vec<Change>, Vec<Change>) = diff_dumps(&old, &new)
+        .into_iter()
+        .partition(|c| !filter.is_match(&c.subject()));
+    let counts = Counts::of(&kept, ignored.len());
+    let style = args.color.style();
+    let mut out = BufWriter::new(io::stdout().lock());
+    match args.format {
+        DiffFormat::Unified => {
+            if !kept.is_empty() {
+                report::write_preamble(&mut out, &kept, &counts, style)?;
+                let keep = |subject: &str| !filter.is_match(subject);
+                let labels = Labels {
+                    old: &old_path.display().to_string(),
+                    new: &new_path.display().to_string(),
+                };
+                write_unified(
+                    &mut out,
+                    &labels,
+                    &document(&old, &keep),
+                    &document(&new, &keep),
+                    args.context,
+                    style,
+                )?;
+            }
+        }
+        DiffFormat::Summary => report::write_summary(&mut out, &kept, &counts, style)?,
+        DiffFormat::Json => {
+            let doc = DiffDocument {
+                migdiff: env!("CARGO_PKG_VERSION"),
+                old: &info(old_path, &old),
+                new: &info(new_path, &new),
+                identical: kept.is_empty(),
+                counts,
+                changes: &kept,
+            };
+            serde_json::to_writer_pretty(&mut out, &doc)?;
+            writeln!(out)?;
+        }
+    }
+    out.flush()?;
+    Ok(if kept.is_empty() {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    })
+}

@@ -1,0 +1,130 @@
+//! The normalized text form of a dump: one line per field, devices under `[idstr (instance)]`
+//! headers, long buffers as 16-byte rows with offsets. `migdiff show` prints it, and the
+//! unified diff is a line diff of two of them, so `migdiff show` of each side piped to
+//! `diff -u` gives the same hunks.
+//!
+//! Nothing process-local (section ids, byte offsets) appears in it, so two dumps of the
+//! same state give the same text whatever QEMU build wrote them.
+
+use xxhash_rust::xxh3::Xxh3;
+
+use super::{format_value, hex_bytes, INLINE_BYTES};
+use crate::diff::{device_name, subject};
+use crate::tree::{Dump, Node, Struct, Value};
+
+/// Lines of the normalized form. `keep(subject)` drops ignored fields (`cpu (0)/env.tsc`).
+pub fn document(dump: &Dump, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
+    let mut lines = vec!["[stream]".to_string()];
+    let commands: Vec<&str> = dump
+        .stream
+        .commands
+        .iter()
+        .map(|c| c.name.as_str())
+        .collect();
+    let stream_fields = [
+        (
+            "machine",
+            dump.machine.clone().unwrap_or_else(|| "(none)".into()),
+        ),
+        ("capabilities", dump.capabilities.join(",")),
+        ("commands", commands.join(",")),
+        ("page_size", dump.page_size.to_string()),
+    ];
+    for (name, value) in stream_fields {
+        if keep(&subject("stream", name)) {
+            lines.push(format!("  {name} = {value}"));
+        }
+    }
+
+    if !dump.ram.is_empty() {
+        lines.push("[ram]".to_string());
+        for block in &dump.ram {
+            if !keep(&subject("ram", &block.name)) {
+                continue;
+            }
+            let mut hasher = Xxh3::new();
+            for run in &block.pages {
+                hasher.update(&run.start.to_le_bytes());
+                hasher.update(&run.count.to_le_bytes());
+                hasher.update(&run.digest.to_le_bytes());
+            }
+            let pages = block.used_length / dump.page_size.max(1);
+            lines.push(format!(
+                "  {} = {:#x} bytes, {pages} pages ({} zero, {} data{}), digest {:016x}",
+                block.name,
+                block.used_length,
+                block.zero_pages,
+                block.data_pages,
+                if block.opaque_pages > 0 {
+                    format!(", {} xbzrle", block.opaque_pages)
+                } else {
+                    String::new()
+                },
+                hasher.digest()
+            ));
+        }
+    }
+
+    for device in &dump.devices {
+        let name = device_name(device);
+        if !keep(&name) {
+            continue;
+        }
+        lines.push(format!("[{name}] version {}", device.version_id));
+        struct_lines(&device.body, "", &name, keep, &mut lines);
+    }
+    lines
+}
+
+fn struct_lines(
+    s: &Struct,
+    prefix: &str,
+    device: &str,
+    keep: &dyn Fn(&str) -> bool,
+    lines: &mut Vec<String>,
+) {
+    for node in &s.fields {
+        node_lines(node, &format!("{prefix}{}", node.name), device, keep, lines);
+    }
+    for sub in &s.subsections {
+        let sub_prefix = crate::tree::subsection_prefix(prefix, &sub.body.vmsd_name);
+        if !keep(&subject(device, sub_prefix.trim_end_matches('/'))) {
+            continue;
+        }
+        lines.push(format!(
+            "  {} (subsection, version {})",
+            sub_prefix.trim_end_matches('/'),
+            sub.body.version.unwrap_or(0)
+        ));
+        struct_lines(&sub.body, &sub_prefix, device, keep, lines);
+    }
+}
+
+fn node_lines(
+    node: &Node,
+    path: &str,
+    device: &str,
+    keep: &dyn Fn(&str) -> bool,
+    lines: &mut Vec<String>,
+) {
+    match &node.value {
+        Value::Struct(s) => struct_lines(s, &crate::tree::child_prefix(path), device, keep, lines),
+        Value::Array(items) => {
+            for (i, item) in items.iter().enumerate() {
+                node_lines(item, &format!("{path}[{i}]"), device, keep, lines);
+            }
+        }
+        _ if !keep(&subject(device, path)) => {}
+        Value::Bytes(bytes) if bytes.len() > INLINE_BYTES => {
+            lines.push(format!("  {path} = {}", format_value(node)));
+            for (row, chunk) in bytes.chunks(INLINE_BYTES).enumerate() {
+                lines.push(format!(
+                    "  {path} +{:#06x}: {}",
+                    row * INLINE_BYTES,
+                    hex_bytes(chunk)
+                ));
+            }
+        }
+        _ => lines.push(format!("  {path} = {}", format_value(node))),
+    }
+}

@@ -1,0 +1,217 @@
+//! Notes above the unified diff, the `--format summary` table, and the `--format json`
+//! document of a diff.
+
+use std::io::{self, Write};
+
+use serde::Serialize;
+
+use super::{Paint, Style};
+use crate::diff::{Change, ChangeClass, ChangeKind};
+
+/// Counts by class, for the verdict line, the summary and JSON.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub stream: usize,
+    pub devices: usize,
+    pub schema: usize,
+    pub values: usize,
+    pub ram: usize,
+    pub ignored: usize,
+}
+
+impl Counts {
+    pub fn of(changes: &[Change], ignored: usize) -> Counts {
+        let mut c = Counts {
+            ignored,
+            ..Counts::default()
+        };
+        for change in changes {
+            match change.class {
+                ChangeClass::Stream => c.stream += 1,
+                ChangeClass::Device => c.devices += 1,
+                ChangeClass::Schema => c.schema += 1,
+                ChangeClass::Value => c.values += 1,
+                ChangeClass::Ram => c.ram += 1,
+            }
+        }
+        c
+    }
+
+    pub fn total(&self) -> usize {
+        self.stream + self.devices + self.schema + self.values + self.ram
+    }
+
+    /// One line: `12 differences: 2 schema, 8 values, 1 device, 1 RAM; 5 ignored`.
+    pub fn verdict(&self) -> String {
+        let mut parts = Vec::new();
+        for (n, what) in [
+            (self.stream, "stream"),
+            (self.devices, "device presence"),
+            (self.schema, "schema"),
+            (self.values, "value"),
+            (self.ram, "RAM"),
+        ] {
+            if n > 0 {
+                parts.push(format!("{n} {what}"));
+            }
+        }
+        let head = match self.total() {
+            0 => "no differences".to_string(),
+            1 => format!("1 difference: {}", parts.join(", ")),
+            n => format!("{n} differences: {}", parts.join(", ")),
+        };
+        if self.ignored > 0 {
+            format!("{head}; {} ignored", self.ignored)
+        } else {
+            head
+        }
+    }
+}
+
+/// Describes one non-value change on one line (value changes are the diff hunks).
+pub fn describe(change: &Change) -> String {
+    let at = crate::diff::subject(&change.device, &change.path);
+    let old = change.old.as_deref().unwrap_or("");
+    let new = change.new.as_deref().unwrap_or("");
+    let note = change.note.as_deref().unwrap_or("");
+    match change.kind {
+        ChangeKind::Stream => format!("{at}: {old} -> {new}"),
+        ChangeKind::DeviceAdded => format!("{at}: only in new ({note})"),
+        ChangeKind::DeviceRemoved => format!("{at}: only in old ({note})"),
+        ChangeKind::VersionChanged => format!("{at}: version {old} -> {new}"),
+        ChangeKind::FieldAdded => format!("{at}: field added ({new})"),
+        ChangeKind::FieldRemoved => format!("{at}: field removed (was {old})"),
+        ChangeKind::FieldRenamed => format!("{at}: {note}"),
+        ChangeKind::TypeChanged => format!("{at}: {note}"),
+        ChangeKind::SubsectionAdded => format!("{at}: subsection only in new"),
+        ChangeKind::SubsectionRemoved => format!("{at}: subsection only in old"),
+        ChangeKind::LengthChanged => format!("{at}: {old} -> {new}"),
+        ChangeKind::Value => format!("{at}: {old} -> {new}"),
+        ChangeKind::RamBlockAdded => format!("{at}: RAM block only in new ({new})"),
+        ChangeKind::RamBlockRemoved => format!("{at}: RAM block only in old ({old})"),
+        ChangeKind::RamBlockResized => format!("{at}: RAM block resized {old} -> {new}"),
+        ChangeKind::RamPages => format!(
+            "{at}: {new} of {old}: pages {}",
+            page_ranges(&change.ranges)
+        ),
+    }
+}
+
+fn page_ranges(ranges: &[(u64, u64)]) -> String {
+    const SHOWN: usize = 8;
+    let mut parts: Vec<String> = ranges
+        .iter()
+        .take(SHOWN)
+        .map(|&(s, e)| {
+            if e == s + 1 {
+                format!("{s:#x}")
+            } else {
+                format!("{s:#x}-{:#x}", e - 1)
+            }
+        })
+        .collect();
+    if ranges.len() > SHOWN {
+        parts.push(format!("and {} more ranges", ranges.len() - SHOWN));
+    }
+    parts.join(", ")
+}
+
+/// The lines printed above the unified diff: the verdict, then every change that is not a
+/// plain value change, each marked by its class.
+pub fn write_preamble(
+    w: &mut dyn Write,
+    changes: &[Change],
+    counts: &Counts,
+    style: Style,
+) -> io::Result<()> {
+    writeln!(
+        w,
+        "{}",
+        style.paint(Paint::Header, &format!("migdiff: {}", counts.verdict()))
+    )?;
+    for change in changes.iter().filter(|c| c.class != ChangeClass::Value) {
+        let class = match change.class {
+            ChangeClass::Stream => "stream",
+            ChangeClass::Device => "device",
+            ChangeClass::Schema => "schema",
+            ChangeClass::Ram => "ram",
+            ChangeClass::Value => "value",
+        };
+        writeln!(
+            w,
+            "{} {}",
+            style.paint(Paint::Note, &format!("{class:<6}")),
+            describe(change)
+        )?;
+    }
+    Ok(())
+}
+
+/// `--format summary`: changes counted per device, then the verdict.
+pub fn write_summary(
+    w: &mut dyn Write,
+    changes: &[Change],
+    counts: &Counts,
+    style: Style,
+) -> io::Result<()> {
+    let mut rows: Vec<(String, [usize; 4])> = Vec::new();
+    for change in changes {
+        let column = match change.class {
+            ChangeClass::Stream | ChangeClass::Device => 0,
+            ChangeClass::Schema => 1,
+            ChangeClass::Value => 2,
+            ChangeClass::Ram => 3,
+        };
+        match rows.iter_mut().find(|r| r.0 == change.device) {
+            Some(row) => row.1[column] += 1,
+            None => {
+                let mut counts = [0; 4];
+                counts[column] = 1;
+                rows.push((change.device.clone(), counts));
+            }
+        }
+    }
+    if !rows.is_empty() {
+        let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
+        writeln!(
+            w,
+            "{}",
+            style.paint(
+                Paint::Header,
+                &format!(
+                    "{:<width$}  {:>8} {:>7} {:>7} {:>5}",
+                    "device", "presence", "schema", "values", "ram"
+                )
+            )
+        )?;
+        for (device, [presence, schema, values, ram]) in &rows {
+            writeln!(
+                w,
+                "{device:<width$}  {presence:>8} {schema:>7} {values:>7} {ram:>5}"
+            )?;
+        }
+    }
+    writeln!(w, "{}", counts.verdict())
+}
+
+/// One input as described in JSON output and reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct InputInfo {
+    pub path: String,
+    pub size: u64,
+    pub machine: Option<String>,
+    pub devices: usize,
+    pub vmdesc_bytes: Option<u64>,
+}
+
+/// `--format json` of a diff. The schema is documented in README.md; add fields, never
+/// rename them.
+#[derive(Debug, Serialize)]
+pub struct DiffDocument<'a> {
+    pub migdiff: &'static str,
+    pub old: &'a InputInfo,
+    pub new: &'a InputInfo,
+    pub identical: bool,
+    pub counts: Counts,
+    pub changes: &'a [Change],
+}

@@ -1,0 +1,227 @@
+//! The normalized device tree: what one dump holds, independent of byte layout.
+//!
+//! Devices are keyed by `(idstr, instance_id)` (what QEMU's loader matches on), never by
+//! section id, which shifts between QEMU builds. Every node keeps the byte offset and length
+//! it was decoded from, for error messages and hex views. Guest RAM is kept only as
+//! per-page digests.
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::SectionRef;
+
+/// Everything migdiff decodes from one migration stream.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dump {
+    /// Machine type from the configuration section (`pc-i440fx-10.0`), if the stream has one.
+    pub machine: Option<String>,
+    /// Validated migration capabilities listed in the configuration (`x-ignore-shared`, ...).
+    pub capabilities: Vec<String>,
+    /// Target page size used for RAM records.
+    pub page_size: u64,
+    /// Non-RAM sections, in stream order.
+    pub devices: Vec<Device>,
+    /// RAM blocks from the "ram" section, in stream order.
+    pub ram: Vec<RamBlock>,
+    /// Stream-level facts: commands, footers, vmdesc size.
+    pub stream: StreamInfo,
+    /// Things decoded with a fallback (unknown types, skipped data). Never silent.
+    pub warnings: Vec<Warning>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamInfo {
+    pub size: u64,
+    /// Whether sections end with a 0x7e footer (all machine types since QEMU 2.4, except Xen).
+    pub footers: bool,
+    /// QEMU_VM_COMMANDs seen (SWITCHOVER_START on QEMU >= 10.0 machine types, ...).
+    pub commands: Vec<Command>,
+    /// Number of RAM chunks (START + PART + END sections).
+    pub ram_chunks: u64,
+    /// Length of the vmdesc JSON in bytes, when it came from the stream itself.
+    pub vmdesc_len: Option<u64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Command {
+    pub offset: u64,
+    pub cmd: u16,
+    pub name: String,
+    pub len: u16,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Warning {
+    pub offset: u64,
+    pub section: Option<SectionRef>,
+    pub message: String,
+}
+
+/// One device section (FULL), e.g. `cpu` instance 1 or `0000:00:03.0/e1000` instance 0.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Device {
+    pub idstr: String,
+    pub instance_id: u32,
+    /// Local to one QEMU process; shown for reference, never used to match devices.
+    pub section_id: u32,
+    pub version_id: u32,
+    /// Byte offset of the section header and length up to the end of its footer.
+    pub offset: u64,
+    pub len: u64,
+    pub body: Struct,
+}
+
+impl Device {
+    pub fn key(&self) -> SectionRef {
+        SectionRef {
+            idstr: self.idstr.clone(),
+            instance_id: self.instance_id,
+        }
+    }
+}
+
+/// A vmsd's fields followed by the subsections that were sent.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Struct {
+    /// The vmsd name (`cpu`, `fpreg`, `cpu/avx512`); empty for old-style `save_state` blobs.
+    pub vmsd_name: String,
+    pub version: Option<u64>,
+    pub fields: Vec<Node>,
+    pub subsections: Vec<Subsection>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Subsection {
+    pub offset: u64,
+    pub body: Struct,
+}
+
+/// One field: its vmdesc name and type, where it was in the stream, and its value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Node {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub offset: u64,
+    pub len: u64,
+    pub value: Value,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Value {
+    Bool(bool),
+    /// An unsigned integer of `size` bytes (also timers, CPU_Double_U and float64 bit patterns).
+    Uint {
+        value: u64,
+        size: u8,
+    },
+    /// A signed integer of `size` bytes.
+    Int {
+        value: i64,
+        size: u8,
+    },
+    /// Raw bytes: buffers, bitmaps and opaque device blobs (virtio, PCI config, ...).
+    Bytes(#[serde(with = "hex_bytes")] Vec<u8>),
+    /// A text value (configuration capabilities).
+    Text(String),
+    /// A NULL pointer in an array of pointers (the 0x30 marker).
+    Null,
+    Struct(Struct),
+    /// Array elements in order; element nodes have an empty name.
+    Array(Vec<Node>),
+}
+
+/// One RAM block of the "ram" section, with a digest per page instead of its contents.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RamBlock {
+    pub name: String,
+    pub used_length: u64,
+    /// Guest-physical address, only sent with the x-ignore-shared capability.
+    pub addr: Option<u64>,
+    /// Runs of pages with the same digest; see [`PageRun`].
+    pub pages: Vec<PageRun>,
+    pub zero_pages: u64,
+    pub data_pages: u64,
+    /// Pages whose content cannot be known without guest memory (XBZRLE deltas).
+    pub opaque_pages: u64,
+}
+
+/// `count` consecutive pages from page index `start` that share `digest`.
+/// Digest 0 means the page was never sent; other values are xxh3-64 of the page bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PageRun {
+    pub start: u64,
+    pub count: u64,
+    #[serde(with = "hex_u64")]
+    pub digest: u64,
+}
+
+/// Prefix for the fields of a struct stored at `path`: `env.segs[1]` → `env.segs[1].`.
+pub fn child_prefix(path: &str) -> String {
+    format!("{path}.")
+}
+
+/// Prefix for the fields of subsection `name` inside a struct whose fields have `prefix`:
+/// `("", "cpu/avx512")` → `cpu/avx512/`, so a field reads `cpu/avx512/env.opmask_regs[0]`.
+pub fn subsection_prefix(prefix: &str, name: &str) -> String {
+    format!("{prefix}{name}/")
+}
+
+impl Struct {
+    /// Calls `visit(path, node)` for every leaf value (not struct or array), depth first, in
+    /// stream order; subsections after the fields.
+    pub fn walk_leaves<'t>(&'t self, prefix: &str, visit: &mut dyn FnMut(&str, &'t Node)) {
+        for node in &self.fields {
+            node.walk_leaves(&format!("{prefix}{}", node.name), visit);
+        }
+        for sub in &self.subsections {
+            sub.body
+                .walk_leaves(&subsection_prefix(prefix, &sub.body.vmsd_name), visit);
+        }
+    }
+}
+
+impl Node {
+    fn walk_leaves<'t>(&'t self, path: &str, visit: &mut dyn FnMut(&str, &'t Node)) {
+        match &self.value {
+            Value::Struct(s) => s.walk_leaves(&child_prefix(path), visit),
+            Value::Array(items) => {
+                for (i, item) in items.iter().enumerate() {
+                    item.walk_leaves(&format!("{path}[{i}]"), visit);
+                }
+            }
+            _ => visit(path, self),
+        }
+    }
+}
+
+/// Digest of a page that was never sent.
+pub const NOT_SENT: u64 = 0;
+/// Digest of a page whose content is unknown (an XBZRLE delta against memory we do not have).
+pub const OPAQUE: u64 = 1;
+
+mod hex_bytes {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&crate::hex::encode(bytes))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
+        let text = String::deserialize(d)?;
+        crate::hex::decode(&text).ok_or_else(|| D::Error::custom("bad hex string"))
+    }
+}
+
+mod hex_u64 {
+    use serde::{de::Error, Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &u64, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&format!("{v:016x}"))
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+        let text = String::deserialize(d)?;
+        u64::from_str_radix(&text, 16).map_err(D::Error::custom)
+    }
+}

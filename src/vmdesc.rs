@@ -1,0 +1,394 @@
+//! The vmdesc: the JSON description QEMU appends after the stream's EOF byte, parsed into a
+//! typed [`Schema`]. This module never reads stream bytes, only the JSON text.
+//!
+//! QEMU's JSON has duplicate keys (qtailq, qlist and gtree repeat `vmsd_name`/`version`/
+//! `fields` once per element), so it is first read into [`Json`], which keeps every key in
+//! order, instead of `serde_json::Value`, which would silently keep only one.
+#![cfg_attr(
+    not(test),
+    deny(
+        clippy::indexing_slicing,
+        clippy::unwrap_used,
+        clippy::expect_used,
+        clippy::panic
+    )
+)]
+
+use std::fmt;
+
+use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
+
+use crate::error::{ErrorKind, ParseError};
+
+/// Where the stream data ends and the vmdesc JSON is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Trailer {
+    /// Offset of the 0x06 marker: the stream's device data ends here.
+    pub marker: usize,
+    /// Offset of the first JSON byte.
+    pub json_start: usize,
+}
+
+const QEMU_VM_VMDESCRIPTION: u8 = 0x06;
+
+/// Finds the vmdesc trailer: `0x06, be32 len, len bytes of JSON` running to end of file.
+///
+/// QEMU's JSON writer escapes every byte below 0x20, so the JSON never holds 0x06: the
+/// marker is the last 0x06 in the file. Unlike analyze-migration.py's NUL heuristic this
+/// works whatever bytes the length contains (a length with 0x7b in it breaks the script).
+/// Returns `Ok(None)` when the file has no trailer at all, and an error when a trailer is
+/// there but its length does not fit.
+pub fn locate(data: &[u8]) -> Result<Option<Trailer>, ParseError> {
+    let Some(marker) = data.iter().rposition(|&b| b == QEMU_VM_VMDESCRIPTION) else {
+        return Ok(None);
+    };
+    let json_start = marker + 5;
+    if data.get(json_start) != Some(&b'{') {
+        return Ok(None);
+    }
+    let len_bytes: [u8; 4] = data
+        .get(marker + 1..json_start)
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| ParseError::new(marker as u64, ErrorKind::NoVmdesc))?;
+    let declared = u64::from(u32::from_be_bytes(len_bytes));
+    let actual = (data.len() - json_start) as u64;
+    if declared != actual {
+        return Err(ParseError::new(
+            marker as u64 + 1,
+            ErrorKind::BadVmdesc(format!(
+                "length field says {declared} bytes of JSON but {actual} bytes follow it"
+            )),
+        ));
+    }
+    Ok(Some(Trailer { marker, json_start }))
+}
+
+/// A JSON value that keeps duplicate object keys, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Json {
+    Null,
+    Bool(bool),
+    Int(i128),
+    Float(f64),
+    Str(String),
+    Array(Vec<Json>),
+    Object(Vec<(String, Json)>),
+}
+
+impl<'de> Deserialize<'de> for Json {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> Visitor<'de> for JsonVisitor {
+    type Value = Json;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+        Ok(Json::Null)
+    }
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+        Ok(Json::Bool(v))
+    }
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+        Ok(Json::Int(v.into()))
+    }
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+        Ok(Json::Int(v.into()))
+    }
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+        Ok(Json::Float(v))
+    }
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
+        Ok(Json::Str(v.to_string()))
+    }
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
+        Ok(Json::Str(v))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+        let mut items = Vec::new();
+        while let Some(item) = seq.next_element()? {
+            items.push(item);
+        }
+        Ok(Json::Array(items))
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(entry) = map.next_entry()? {
+            entries.push(entry);
+        }
+        Ok(Json::Object(entries))
+    }
+}
+
+impl Json {
+    fn entries(&self) -> &[(String, Json)] {
+        match self {
+            Json::Object(entries) => entries,
+            _ => &[],
+        }
+    }
+
+    /// The first value under `key`.
+    pub fn get(&self, key: &str) -> Option<&Json> {
+        self.entries()
+            .iter()
+            .find_map(|(k, v)| (k == key).then_some(v))
+    }
+
+    pub fn as_str(&self) -> Option<&str> {
+        match self {
+            Json::Str(s) => Some(s),
+            _ => None,
+        }
+    }
+
+    pub fn as_u64(&self) -> Option<u64> {
+        match self {
+            Json::Int(i) => u64::try_from(*i).ok(),
+            _ => None,
+        }
+    }
+
+    pub fn as_array(&self) -> Option<&[Json]> {
+        match self {
+            Json::Array(items) => Some(items),
+            _ => None,
+        }
+    }
+}
+
+/// The typed description of a whole dump.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schema {
+    /// `page_size`, when the description has it.
+    pub page_size: Option<u64>,
+    /// The configuration section's description (QEMU >= 8.2 only).
+    pub configuration: Option<StructDesc>,
+    /// FULL sections, in stream order.
+    pub devices: Vec<DeviceDesc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeviceDesc {
+    pub idstr: String,
+    pub instance_id: u32,
+    pub body: StructDesc,
+}
+
+/// A vmsd: fields, then the subsections that were sent, in stream order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StructDesc {
+    /// Empty for old-style (`save_state`) devices, which are one opaque `data` buffer.
+    pub vmsd_name: String,
+    pub version: Option<u64>,
+    pub fields: Vec<FieldDesc>,
+    pub subsections: Vec<StructDesc>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct FieldDesc {
+    /// Verbatim, brackets included (`env.cr[0]`, `unused[1]`): names are opaque strings.
+    pub name: String,
+    pub type_name: String,
+    /// Bytes written for one element: the authority over the type name.
+    pub size: u64,
+    /// Compressed array: this entry describes element 0 of `array_len` identical elements.
+    pub array_len: Option<u64>,
+    /// Non-compressed array element (QEMU >= 10.0 omits it on the last element).
+    pub index: Option<u64>,
+    /// Nested descriptions: the `struct` of a struct field, or the descriptions embedded in
+    /// the field object itself (vstruct, tmp; one per element for qtailq/qlist/gtree).
+    pub nested: Vec<StructDesc>,
+}
+
+/// Parses vmdesc JSON text. `base` is the JSON's offset in the file, for error offsets.
+pub fn parse(text: &[u8], base: u64) -> Result<Schema, ParseError> {
+    let json: Json = serde_json::from_slice(text).map_err(|e| {
+        // The vmdesc is written on one line, so the column is the byte offset (1-based).
+        let at = if e.line() <= 1 {
+            base + (e.column() as u64).saturating_sub(1)
+        } else {
+            base
+        };
+        ParseError::new(at, ErrorKind::BadVmdesc(format!("JSON syntax: {e}")))
+    })?;
+    schema_from_json(&json).map_err(|msg| ParseError::new(base, ErrorKind::BadVmdesc(msg)))
+}
+
+/// Builds a schema from parsed vmdesc JSON (the format QEMU appends to a stream).
+pub fn schema_from_json(json: &Json) -> Result<Schema, String> {
+    let devices = json
+        .get("devices")
+        .and_then(Json::as_array)
+        .ok_or("no \"devices\" array")?;
+    let devices = devices
+        .iter()
+        .enumerate()
+        .map(|(i, d)| device_desc(d).map_err(|e| format!("devices[{i}]: {e}")))
+        .collect::<Result<_, _>>()?;
+    let configuration = json
+        .get("configuration")
+        .map(|c| struct_desc(c.entries()).map_err(|e| format!("configuration: {e}")))
+        .transpose()?;
+    Ok(Schema {
+        page_size: json.get("page_size").and_then(Json::as_u64),
+        configuration,
+        devices,
+    })
+}
+
+fn device_desc(d: &Json) -> Result<DeviceDesc, String> {
+    let idstr = d.get("name").and_then(Json::as_str).ok_or("no \"name\"")?;
+    let instance_id = d
+        .get("instance_id")
+        .and_then(Json::as_u64)
+        .and_then(|i| u32::try_from(i).ok())
+        .ok_or_else(|| format!("{idstr}: no valid \"instance_id\""))?;
+    let body = struct_desc(d.entries()).map_err(|e| format!("{idstr}: {e}"))?;
+    Ok(DeviceDesc {
+        idstr: idstr.to_string(),
+        instance_id,
+        body,
+    })
+}
+
+/// A vmsd description from the keys `vmsd_name`, `version`, `fields`, `subsections`.
+fn struct_desc(entries: &[(String, Json)]) -> Result<StructDesc, String> {
+    let mut desc = StructDesc {
+        vmsd_name: String::new(),
+        version: None,
+        fields: Vec::new(),
+        subsections: Vec::new(),
+    };
+    for (key, value) in entries {
+        match key.as_str() {
+            "vmsd_name" => desc.vmsd_name = value.as_str().unwrap_or_default().to_string(),
+            "version" => desc.version = value.as_u64(),
+            "fields" => {
+                let fields = value.as_array().ok_or("\"fields\" is not an array")?;
+                desc.fields = fields
+                    .iter()
+                    .enumerate()
+                    .map(|(i, f)| field_desc(f).map_err(|e| format!("fields[{i}]: {e}")))
+                    .collect::<Result<_, _>>()?;
+            }
+            "subsections" => {
+                let subs = value.as_array().ok_or("\"subsections\" is not an array")?;
+                desc.subsections = subs
+                    .iter()
+                    .map(|s| struct_desc(s.entries()))
+                    .collect::<Result<_, _>>()?;
+            }
+            _ => {}
+        }
+    }
+    Ok(desc)
+}
+
+fn field_desc(f: &Json) -> Result<FieldDesc, String> {
+    let name = f.get("name").and_then(Json::as_str).ok_or("no \"name\"")?;
+    let type_name = f
+        .get("type")
+        .and_then(Json::as_str)
+        .ok_or_else(|| format!("{name}: no \"type\""))?;
+    let size = f
+        .get("size")
+        .and_then(Json::as_u64)
+        .ok_or_else(|| format!("{name}: no valid \"size\""))?;
+    let mut nested = Vec::new();
+    if let Some(s) = f.get("struct") {
+        nested.push(struct_desc(s.entries()).map_err(|e| format!("{name}: {e}"))?);
+    }
+    // Embedded descriptions: each group starts at a "vmsd_name" key.
+    let entries = f.entries();
+    let starts: Vec<usize> = entries
+        .iter()
+        .enumerate()
+        .filter_map(|(i, (k, _))| (k == "vmsd_name").then_some(i))
+        .collect();
+    for (n, &start) in starts.iter().enumerate() {
+        let end = starts.get(n + 1).copied().unwrap_or(entries.len());
+        let group = entries.get(start..end).unwrap_or_default();
+        nested.push(struct_desc(group).map_err(|e| format!("{name}: {e}"))?);
+    }
+    Ok(FieldDesc {
+        name: name.to_string(),
+        type_name: type_name.to_string(),
+        size,
+        array_len: f.get("array_len").and_then(Json::as_u64),
+        index: f.get("index").and_then(Json::as_u64),
+        nested,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_trailer(stream: &[u8], json: &[u8]) -> Vec<u8> {
+        let mut out = stream.to_vec();
+        out.push(0x06);
+        out.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        out.extend_from_slice(json);
+        out
+    }
+
+    #[test]
+    fn locates_trailer_even_when_length_contains_brace() {
+        // A JSON length of 0x7b bytes: analyze-migration.py's heuristic fails on this.
+        let mut json = b"{\"devices\": []".to_vec();
+        json.resize(0x7a, b' ');
+        json.push(b'}');
+        let file = with_trailer(b"QEVM\0\0\0\x03\x00", &json);
+        let t = locate(&file).unwrap().unwrap();
+        assert_eq!(t.marker, 9);
+        assert_eq!(t.json_start, 14);
+    }
+
+    #[test]
+    fn no_trailer_and_bad_length() {
+        assert_eq!(locate(b"QEVM\0\0\0\x03\x00").unwrap(), None);
+        let mut file = with_trailer(b"QEVM", b"{}");
+        file.push(b' ');
+        let err = locate(&file).unwrap_err();
+        assert_eq!(err.offset, 5);
+        assert!(err.to_string().contains("says 2 bytes of JSON but 3"));
+    }
+
+    #[test]
+    fn duplicate_keys_become_one_description_per_element() {
+        let text = br#"{"page_size": 4096, "devices": [{"name": "q", "instance_id": 0,
+            "vmsd_name": "q", "version": 1, "fields": [{"name": "list", "type": "qtailq",
+            "vmsd_name": "elem", "version": 1, "fields": [{"name": "a", "type": "uint8", "size": 1}],
+            "vmsd_name": "elem", "version": 1, "fields": [{"name": "a", "type": "uint8", "size": 1}],
+            "size": 5}]}]}"#;
+        let schema = parse(text, 100).unwrap();
+        let field = &schema.devices[0].body.fields[0];
+        assert_eq!(field.type_name, "qtailq");
+        assert_eq!(field.nested.len(), 2);
+        assert_eq!(field.nested[1].fields[0].name, "a");
+    }
+
+    #[test]
+    fn syntax_error_offset_is_absolute() {
+        let err = parse(br#"{"devices": [}"#, 1000).unwrap_err();
+        assert_eq!(err.offset, 1013);
+        assert!(matches!(err.kind, ErrorKind::BadVmdesc(_)));
+    }
+
+    #[test]
+    fn missing_size_names_the_device_and_field() {
+        let text = br#"{"devices": [{"name": "timer", "instance_id": 0, "vmsd_name": "timer",
+            "version": 2, "fields": [{"name": "ticks", "type": "int64"}]}]}"#;
+        let err = parse(text, 0).unwrap_err();
+        assert!(err
+            .to_string()
+            .contains("devices[0]: timer: fields[0]: ticks: no valid \"size\""));
+    }
+}
