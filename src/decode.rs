@@ -1,5 +1,5 @@
 //! Decodes one vmsd body (a device section, a struct, a subsection) from stream bytes using
-//! its vmdesc description, into [`tree::Struct`](crate::tree::Struct).
+//! its vmdesc description, into [`tree::Struct`].
 //!
 //! The vmdesc `size` is the authority: scalars read exactly `size` bytes, and a struct whose
 //! fields decode to another length than its `size` is a desync, reported at once with the

@@ -19,9 +19,13 @@ impl fmt::Display for SectionRef {
     }
 }
 
-/// Why decoding stopped, and where.
+/// Why decoding stopped, and where. Boxed, so that the `Result` of every small read stays
+/// two words wide on the hot path; the details read through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ParseError {
+pub struct ParseError(Box<Details>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Details {
     /// Absolute byte offset in the (decompressed) stream.
     pub offset: u64,
     /// The section being decoded, if any.
@@ -79,28 +83,41 @@ pub enum ErrorKind {
     Unsupported(String),
 }
 
+impl std::ops::Deref for ParseError {
+    type Target = Details;
+    fn deref(&self) -> &Details {
+        &self.0
+    }
+}
+
 impl ParseError {
     pub fn new(offset: u64, kind: ErrorKind) -> Self {
-        ParseError {
+        ParseError(Box::new(Details {
             offset,
             section: None,
             field: None,
             kind,
-        }
+        }))
+    }
+
+    /// The same error at another offset.
+    pub fn at(mut self, offset: u64) -> Self {
+        self.0.offset = offset;
+        self
     }
 
     /// Attach the section, unless an inner decoder already did.
     pub fn in_section(mut self, section: &SectionRef) -> Self {
-        if self.section.is_none() {
-            self.section = Some(section.clone());
+        if self.0.section.is_none() {
+            self.0.section = Some(section.clone());
         }
         self
     }
 
     /// Attach the innermost field path, unless an inner decoder already did.
     pub fn in_field(mut self, path: &str) -> Self {
-        if self.field.is_none() && !path.is_empty() {
-            self.field = Some(path.to_string());
+        if self.0.field.is_none() && !path.is_empty() {
+            self.0.field = Some(path.to_string());
         }
         self
     }

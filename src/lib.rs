@@ -6,7 +6,7 @@
 //! 1. [`input`]: file, pipe or compressed container → stream bytes.
 //! 2. [`vmdesc`]: the JSON description QEMU appends after the stream → [`Schema`].
 //! 3. [`stream`] (with [`decode`] and [`ram`]): stream bytes + schema → [`Dump`].
-//! 4. [`diff`]: two dumps → [`Changes`](diff::Changes).
+//! 4. [`diff`]: two dumps → a list of [`Change`](diff::Change)s.
 //! 5. [`render`]: dumps and changes → text, unified diff, JSON.
 //!
 //! ```no_run

@@ -356,7 +356,7 @@ mod tests {
         chunk.extend_from_slice(&FLAG_EOS.to_be_bytes());
         p.read_chunk(&mut Reader::new(&chunk)).unwrap();
         // Next chunk continues the same block: page 3 with data.
-        let mut chunk = (3 * 4096 | FLAG_PAGE | FLAG_CONTINUE)
+        let mut chunk = ((3 * 4096) | FLAG_PAGE | FLAG_CONTINUE)
             .to_be_bytes()
             .to_vec();
         chunk.extend_from_slice(&[0xaa; 4096]);

@@ -116,7 +116,7 @@ mod tests {
         let err = r.be32("be32").unwrap_err();
         assert_eq!(err.offset, 4);
         assert_eq!(
-            err.kind,
+            err.kind.clone(),
             ErrorKind::Truncated {
                 what: "be32",
                 need: 4,

@@ -285,7 +285,7 @@ impl<'a, 's> Walker<'a, 's> {
             };
             let at = self.r.offset();
             let parser = RamParser::new(opts, self.input_len)
-                .map_err(|e| ParseError { offset: at, ..e }.in_section(key))?;
+                .map_err(|e| e.at(at).in_section(key))?;
             self.ram = Some(parser);
         }
         if let Some(ram) = self.ram.as_mut() {
