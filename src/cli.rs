@@ -8,7 +8,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use migdiff::diff::{diff_dumps, Change};
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
-use migdiff::input::Input;
+use migdiff::input::{Container, Input};
 use migdiff::render::document::document;
 use migdiff::render::report::{self, Counts, DiffDocument, InputInfo};
 use migdiff::render::unified::{write_unified, Labels};
@@ -180,11 +180,12 @@ fn load_desc(common: &CommonArgs) -> Result<Option<Schema>> {
     let Some(path) = &common.desc else {
         return Ok(None);
     };
-    let data = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let input = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let data = input.stream();
     let schema = if data.first() == Some(&b'{') {
-        migdiff::vmdesc::parse(&data, 0)
+        migdiff::vmdesc::parse(data, 0)
     } else {
-        stream::schema_of(&data)
+        stream::schema_of(data)
     };
     schema
         .map(Some)
@@ -192,8 +193,14 @@ fn load_desc(common: &CommonArgs) -> Result<Option<Schema>> {
 }
 
 fn load(path: &Path, desc: Option<&Schema>) -> Result<Dump> {
-    let data = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let dump = stream::decode(&data, desc).with_context(|| format!("{}", path.display()))?;
+    let input = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
+    let dump = stream::decode(input.stream(), desc).with_context(|| match &input.container {
+        Container::Raw => format!("{}", path.display()),
+        container => format!(
+            "{} ({container}; offsets count from the stream's start)",
+            path.display()
+        ),
+    })?;
     for w in &dump.warnings {
         let section = w
             .section
@@ -216,7 +223,7 @@ fn show(args: &ShowArgs) -> Result<Outcome> {
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Text => {
-            for line in document(&dump, &|_| true) {
+            for line in document(&dump, &Filter::none()) {
                 writeln!(out, "{line}")?;
             }
         }
@@ -267,7 +274,7 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
 
     let (kept, ignored): (Vec<Change>, Vec<Change>) = diff_dumps(&old, &new)
         .into_iter()
-        .partition(|c| !filter.is_match(&c.subject()));
+        .partition(|c| !filter.ignores(c));
     let counts = Counts::of(&kept, ignored.len());
     let style = args.color.style();
     let mut out = BufWriter::new(io::stdout().lock());
@@ -275,7 +282,6 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
         DiffFormat::Unified => {
             if !kept.is_empty() {
                 report::write_preamble(&mut out, &kept, &counts, style)?;
-                let keep = |subject: &str| !filter.is_match(subject);
                 let labels = Labels {
                     old: &old_path.display().to_string(),
                     new: &new_path.display().to_string(),
@@ -283,8 +289,8 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
                 write_unified(
                     &mut out,
                     &labels,
-                    &document(&old, &keep),
-                    &document(&new, &keep),
+                    &document(&old, &filter),
+                    &document(&new, &filter),
                     args.context,
                     style,
                 )?;

@@ -106,7 +106,7 @@ pub fn device_name(d: &Device) -> String {
     format!("{} ({})", d.idstr, d.instance_id)
 }
 
-/// All differences between two dumps, in the old dump's device order, then new-only devices.
+/// All differences between two dumps, devices in normalized order (old, then new-only).
 pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
     let mut out = Vec::new();
     diff_stream(old, new, &mut out);
@@ -120,13 +120,13 @@ pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
         .iter()
         .map(|d| ((d.idstr.as_str(), d.instance_id), ()))
         .collect();
-    for o in &old.devices {
+    for o in old.sorted_devices() {
         match new_by_key.get(&(o.idstr.as_str(), o.instance_id)) {
             Some(n) => diff_device(o, n, &mut out),
             None => out.push(device_change(o, ChangeKind::DeviceRemoved)),
         }
     }
-    for n in &new.devices {
+    for n in new.sorted_devices() {
         if !old_keys.contains_key(&(n.idstr.as_str(), n.instance_id)) {
             out.push(device_change(n, ChangeKind::DeviceAdded));
         }
@@ -493,29 +493,31 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
             ));
             continue;
         }
-        let (od, nd) = (
-            page_digests(o, old.page_size),
-            page_digests(n, new.page_size),
-        );
+        let page = old.page_size;
+        let (od, nd) = (page_digests(o, page), page_digests(n, new.page_size));
+        // Byte ranges within the block, whole pages at a time.
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         for (i, (a, b)) in od.iter().zip(&nd).enumerate() {
             if a != b {
-                let i = i as u64;
+                let start = i as u64 * page;
                 match ranges.last_mut() {
-                    Some(last) if last.1 == i => last.1 = i + 1,
-                    _ => ranges.push((i, i + 1)),
+                    Some(last) if last.1 == start => last.1 = start + page,
+                    _ => ranges.push((start, start + page)),
                 }
             }
         }
         if !ranges.is_empty() {
-            let pages: u64 = ranges.iter().map(|r| r.1 - r.0).sum();
+            let pages: u64 = ranges.iter().map(|r| (r.1 - r.0) / page).sum();
             let mut change = ram_change(
                 o,
                 ChangeKind::RamPages,
                 Some(format!("{} pages", od.len())),
-                Some(format!("{pages} differ")),
+                Some(pages.to_string()),
             );
             change.ranges = ranges;
+            change.note = o
+                .addr
+                .map(|gpa| format!("block at guest-physical {gpa:#x}"));
             out.push(change);
         }
     }

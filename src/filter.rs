@@ -4,26 +4,37 @@
 //!
 //! Brackets are literal, not character classes: field paths are full of them
 //! (`env.regs[3]`), and a path pasted from the output must match itself.
+//!
+//! A pattern may end in `@RANGES` to ignore only some bytes of a buffer:
+//! `mc146818rtc (*)/cmos_data@0x0-0x9,0x32` masks the clock registers of the CMOS and still
+//! reports a change to any other CMOS byte. Ranges are inclusive, decimal or 0x-hex.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+
+use crate::diff::{Change, ChangeKind};
 
 /// Differences that two dumps of the same stopped VM, taken seconds apart, show anyway:
 /// wall-clock and timer state. Found by diffing such pairs on QEMU 7.2 and 10.x (see
 /// testdata/README.md); `--no-default-ignores` turns them off.
 pub const DEFAULT_IGNORES: &[&str] = &[
+    // hw/rtc/mc146818rtc.c: the RTC follows the host clock even while the guest is stopped.
     "mc146818rtc (*)/base_rtc",
     "mc146818rtc (*)/last_update",
+    "mc146818rtc (*)/update_timer",
     "mc146818rtc (*)/next_alarm_time",
     "mc146818rtc (*)/next_periodic_time",
-    "mc146818rtc (*)/period",
-    "mc146818rtc (*)/cmos_data[*]",
-    "timer (*)/*",
+    // CMOS clock registers: seconds, minutes, hours, weekday, day, month, year (0x0-0x9,
+    // alarms included as they sit between them) and century (0x32).
+    "mc146818rtc (*)/cmos_data@0x0-0x9,0x32",
 ];
 
+/// A set of ignore patterns, some limited to byte ranges.
 #[derive(Debug, Clone)]
 pub struct Filter {
     set: GlobSet,
     patterns: Vec<String>,
+    /// Per pattern: the byte ranges `[start, end)` it masks, or None for the whole field.
+    bytes: Vec<Option<Vec<(u64, u64)>>>,
 }
 
 /// A pattern that is not a valid glob.
@@ -44,9 +55,12 @@ impl std::error::Error for PatternError {}
 impl Filter {
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Filter, PatternError> {
         let mut builder = GlobSetBuilder::new();
+        let mut bytes = Vec::with_capacity(patterns.len());
         for p in patterns {
             let p = p.as_ref();
-            let glob = GlobBuilder::new(&literal_brackets(p))
+            let (glob, ranges) = split_ranges(p);
+            bytes.push(ranges);
+            let glob = GlobBuilder::new(&literal_brackets(glob))
                 .literal_separator(false)
                 .backslash_escape(true)
                 .build()
@@ -67,21 +81,79 @@ impl Filter {
         Ok(Filter {
             set,
             patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect(),
+            bytes,
         })
     }
 
-    /// Whether `subject` (`cpu (0)/env.tsc`) matches a pattern.
-    pub fn is_match(&self, subject: &str) -> bool {
-        self.set.is_match(subject)
+    /// A filter that ignores nothing.
+    pub fn none() -> Filter {
+        Filter {
+            set: GlobSet::empty(),
+            patterns: Vec::new(),
+            bytes: Vec::new(),
+        }
     }
 
-    /// Indices of the patterns that match `subject`.
-    pub fn matches(&self, subject: &str) -> Vec<usize> {
-        self.set.matches(subject)
+    /// Whether a whole-field pattern matches `subject` (`cpu (0)/env.tsc`).
+    pub fn is_match(&self, subject: &str) -> bool {
+        self.set
+            .matches(subject)
+            .into_iter()
+            .any(|i| matches!(self.bytes.get(i), Some(None)))
+    }
+
+    /// Byte ranges `[start, end)` of `subject` masked by `@RANGES` patterns.
+    pub fn byte_mask(&self, subject: &str) -> Vec<(u64, u64)> {
+        self.set
+            .matches(subject)
+            .into_iter()
+            .filter_map(|i| self.bytes.get(i).cloned().flatten())
+            .flatten()
+            .collect()
+    }
+
+    /// Whether a change is ignored: its path matches a whole-field pattern, or every byte
+    /// it changes is masked.
+    pub fn ignores(&self, change: &Change) -> bool {
+        let subject = change.subject();
+        if self.is_match(&subject) {
+            return true;
+        }
+        let mask = self.byte_mask(&subject);
+        change.kind == ChangeKind::Value
+            && !change.ranges.is_empty()
+            && !mask.is_empty()
+            && change.ranges.iter().all(|&(start, end)| {
+                (start..end).all(|b| mask.iter().any(|&(s, e)| s <= b && b < e))
+            })
     }
 
     pub fn patterns(&self) -> &[String] {
         &self.patterns
+    }
+}
+
+/// `glob@0x0-0x9,0x32` → (`glob`, ranges); a suffix that is no range list stays part of the
+/// glob (RAM block names contain `@`: `/rom@etc/acpi/tables`).
+fn split_ranges(pattern: &str) -> (&str, Option<Vec<(u64, u64)>>) {
+    let Some((glob, list)) = pattern.rsplit_once('@') else {
+        return (pattern, None);
+    };
+    let number = |t: &str| match t.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => t.parse().ok(),
+    };
+    let ranges: Option<Vec<(u64, u64)>> = list
+        .split(',')
+        .map(|part| {
+            let (a, b) = part.split_once('-').unwrap_or((part, part));
+            let (a, b) = (number(a.trim())?, number(b.trim())?);
+            (a <= b).then_some((a, b.checked_add(1)?))
+        })
+        .collect();
+    match ranges {
+        Some(r) => (glob, Some(r)),
+        None => (pattern, None),
     }
 }
 
@@ -129,6 +201,33 @@ mod tests {
         }
         let f = Filter::new(&["cpu (0)/env.regs[*]"]).unwrap();
         assert!(f.is_match("cpu (0)/env.regs[15]"));
+    }
+
+    #[test]
+    fn byte_ranges_mask_only_those_bytes() {
+        let f = Filter::new(&["mc146818rtc (*)/cmos_data@0x0-0x9,0x32"]).unwrap();
+        assert!(!f.is_match("mc146818rtc (0)/cmos_data"));
+        assert_eq!(
+            f.byte_mask("mc146818rtc (0)/cmos_data"),
+            [(0, 10), (0x32, 0x33)]
+        );
+        let change = |ranges: Vec<(u64, u64)>| Change {
+            device: "mc146818rtc (0)".into(),
+            path: "cmos_data".into(),
+            kind: ChangeKind::Value,
+            class: crate::diff::ChangeClass::Value,
+            old: None,
+            new: None,
+            old_offset: None,
+            new_offset: None,
+            ranges,
+            note: None,
+        };
+        assert!(f.ignores(&change(vec![(0, 1), (9, 10)])));
+        assert!(!f.ignores(&change(vec![(0, 1), (0x34, 0x35)])));
+        // '@' in a RAM block name is not a range list.
+        let f = Filter::new(&["ram//rom@etc/acpi/tables"]).unwrap();
+        assert!(f.is_match("ram//rom@etc/acpi/tables"));
     }
 
     #[test]

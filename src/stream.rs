@@ -284,8 +284,8 @@ impl<'a, 's> Walker<'a, 's> {
                 mapped_ram: self.dump.capabilities.iter().any(|c| c == "mapped-ram"),
             };
             let at = self.r.offset();
-            let parser = RamParser::new(opts, self.input_len)
-                .map_err(|e| e.at(at).in_section(key))?;
+            let parser =
+                RamParser::new(opts, self.input_len).map_err(|e| e.at(at).in_section(key))?;
             self.ram = Some(parser);
         }
         if let Some(ram) = self.ram.as_mut() {

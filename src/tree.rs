@@ -70,6 +70,17 @@ pub struct Device {
     pub body: Struct,
 }
 
+impl Dump {
+    /// Devices in normalized order, by `(idstr, instance_id)`: QEMU builds emit sections in
+    /// different orders (7.2 and 10.0 differ for the same machine type), so stream order
+    /// would show moved devices as changes.
+    pub fn sorted_devices(&self) -> Vec<&Device> {
+        let mut devices: Vec<&Device> = self.devices.iter().collect();
+        devices.sort_by(|a, b| (&a.idstr, a.instance_id).cmp(&(&b.idstr, b.instance_id)));
+        devices
+    }
+}
+
 impl Device {
     pub fn key(&self) -> SectionRef {
         SectionRef {

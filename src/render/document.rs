@@ -10,10 +10,13 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::{format_value, hex_bytes, INLINE_BYTES};
 use crate::diff::{device_name, subject};
+use crate::filter::Filter;
 use crate::tree::{Dump, Node, Struct, Value};
 
-/// Lines of the normalized form. `keep(subject)` drops ignored fields (`cpu (0)/env.tsc`).
-pub fn document(dump: &Dump, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
+/// Lines of the normalized form. Fields the filter ignores are left out, and bytes it masks
+/// print as `..`, so ignored differences do not show in a diff of two documents.
+pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
+    let keep = |subject: &str| !filter.is_match(subject);
     let mut lines = vec!["[stream]".to_string()];
     let commands: Vec<&str> = dump
         .stream
@@ -65,30 +68,30 @@ pub fn document(dump: &Dump, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
         }
     }
 
-    for device in &dump.devices {
+    for device in dump.sorted_devices() {
         let name = device_name(device);
         if !keep(&name) {
             continue;
         }
         lines.push(format!("[{name}] version {}", device.version_id));
-        struct_lines(&device.body, "", &name, keep, &mut lines);
+        struct_lines(&device.body, "", &name, filter, &mut lines);
     }
     lines
 }
 
-fn struct_lines(
-    s: &Struct,
-    prefix: &str,
-    device: &str,
-    keep: &dyn Fn(&str) -> bool,
-    lines: &mut Vec<String>,
-) {
+fn struct_lines(s: &Struct, prefix: &str, device: &str, filter: &Filter, lines: &mut Vec<String>) {
     for node in &s.fields {
-        node_lines(node, &format!("{prefix}{}", node.name), device, keep, lines);
+        node_lines(
+            node,
+            &format!("{prefix}{}", node.name),
+            device,
+            filter,
+            lines,
+        );
     }
     for sub in &s.subsections {
         let sub_prefix = crate::tree::subsection_prefix(prefix, &sub.body.vmsd_name);
-        if !keep(&subject(device, sub_prefix.trim_end_matches('/'))) {
+        if filter.is_match(&subject(device, sub_prefix.trim_end_matches('/'))) {
             continue;
         }
         lines.push(format!(
@@ -96,35 +99,58 @@ fn struct_lines(
             sub_prefix.trim_end_matches('/'),
             sub.body.version.unwrap_or(0)
         ));
-        struct_lines(&sub.body, &sub_prefix, device, keep, lines);
+        struct_lines(&sub.body, &sub_prefix, device, filter, lines);
     }
 }
 
-fn node_lines(
-    node: &Node,
-    path: &str,
-    device: &str,
-    keep: &dyn Fn(&str) -> bool,
-    lines: &mut Vec<String>,
-) {
+fn node_lines(node: &Node, path: &str, device: &str, filter: &Filter, lines: &mut Vec<String>) {
+    let subject = subject(device, path);
     match &node.value {
-        Value::Struct(s) => struct_lines(s, &crate::tree::child_prefix(path), device, keep, lines),
+        Value::Struct(s) => {
+            struct_lines(s, &crate::tree::child_prefix(path), device, filter, lines)
+        }
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                node_lines(item, &format!("{path}[{i}]"), device, keep, lines);
+                node_lines(item, &format!("{path}[{i}]"), device, filter, lines);
             }
         }
-        _ if !keep(&subject(device, path)) => {}
-        Value::Bytes(bytes) if bytes.len() > INLINE_BYTES => {
+        _ if filter.is_match(&subject) => {}
+        Value::Bytes(bytes) => {
+            let mask = filter.byte_mask(&subject);
+            if bytes.len() <= INLINE_BYTES {
+                lines.push(format!("  {path} = {}", masked_hex(bytes, 0, &mask)));
+                return;
+            }
             lines.push(format!("  {path} = {}", format_value(node)));
             for (row, chunk) in bytes.chunks(INLINE_BYTES).enumerate() {
-                lines.push(format!(
-                    "  {path} +{:#06x}: {}",
-                    row * INLINE_BYTES,
-                    hex_bytes(chunk)
-                ));
+                let start = row * INLINE_BYTES;
+                let hex = masked_hex(chunk, start as u64, &mask);
+                lines.push(format!("  {path} +{start:#06x}: {hex}"));
             }
         }
         _ => lines.push(format!("  {path} = {}", format_value(node))),
     }
+}
+
+/// Hex bytes, with bytes inside `mask` (offsets from `base`) shown as `..`.
+fn masked_hex(bytes: &[u8], base: u64, mask: &[(u64, u64)]) -> String {
+    if mask.is_empty() {
+        return hex_bytes(bytes);
+    }
+    let masked = |i: usize| {
+        let at = base + i as u64;
+        mask.iter().any(|&(s, e)| s <= at && at < e)
+    };
+    bytes
+        .iter()
+        .enumerate()
+        .map(|(i, b)| {
+            if masked(i) {
+                "..".to_string()
+            } else {
+                format!("{b:02x}")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }

@@ -91,24 +91,24 @@ pub fn describe(change: &Change) -> String {
         ChangeKind::RamBlockRemoved => format!("{at}: RAM block only in old ({old})"),
         ChangeKind::RamBlockResized => format!("{at}: RAM block resized {old} -> {new}"),
         ChangeKind::RamPages => format!(
-            "{at}: {new} of {old}: pages {}",
-            page_ranges(&change.ranges)
+            "{at}: {new} of {old} differ, at offsets {}{}",
+            byte_ranges(&change.ranges),
+            change
+                .note
+                .as_deref()
+                .map(|n| format!(" ({n})"))
+                .unwrap_or_default()
         ),
     }
 }
 
-fn page_ranges(ranges: &[(u64, u64)]) -> String {
+/// `0x0-0x1fff, 0x5000-0x5fff`: inclusive ends, as people write memory ranges.
+fn byte_ranges(ranges: &[(u64, u64)]) -> String {
     const SHOWN: usize = 8;
     let mut parts: Vec<String> = ranges
         .iter()
         .take(SHOWN)
-        .map(|&(s, e)| {
-            if e == s + 1 {
-                format!("{s:#x}")
-            } else {
-                format!("{s:#x}-{:#x}", e - 1)
-            }
-        })
+        .map(|&(s, e)| format!("{s:#x}-{:#x}", e.saturating_sub(1)))
         .collect();
     if ranges.len() > SHOWN {
         parts.push(format!("and {} more ranges", ranges.len() - SHOWN));
