@@ -17,7 +17,9 @@ fn decode_err(data: &[u8]) -> ParseError {
 }
 
 fn section_of(err: &ParseError) -> Option<(&str, u32)> {
-    err.section.as_ref().map(|s| (s.idstr.as_str(), s.instance_id))
+    err.section
+        .as_ref()
+        .map(|s| (s.idstr.as_str(), s.instance_id))
 }
 
 #[test]
@@ -37,7 +39,10 @@ fn bad_magic_and_version() {
     let mut data = good().finish();
     data[7] = 2;
     let err = decode_err(&data);
-    assert_eq!((err.offset, err.kind.clone()), (4, ErrorKind::UnsupportedVersion(2)));
+    assert_eq!(
+        (err.offset, err.kind.clone()),
+        (4, ErrorKind::UnsupportedVersion(2))
+    );
 }
 
 #[test]
@@ -45,22 +50,35 @@ fn field_size_off_by_some_bytes_is_a_desync_at_the_footer() {
     let b = good();
     // The description says 9 bytes for the last field; the stream has 8, so the decoder
     // reads one byte of the footer as data and finds no footer after it.
-    let json = b.json().replace(r#""cpu_clock_offset", "type": "int64", "size": 8"#, r#""cpu_clock_offset", "type": "buffer", "size": 9"#);
+    let json = b.json().replace(
+        r#""cpu_clock_offset", "type": "int64", "size": 8"#,
+        r#""cpu_clock_offset", "type": "buffer", "size": 9"#,
+    );
     let footer_at = (b.buf.len() - 5) as u64;
     let err = decode_err(&b.finish_with_json(&json));
     assert_eq!(section_of(&err), Some(("timer", 0)));
     assert_eq!(err.offset, footer_at + 1);
-    let ErrorKind::MissingFooter { last_field: Some((field, _)), .. } = &err.kind else {
+    let ErrorKind::MissingFooter {
+        last_field: Some((field, _)),
+        ..
+    } = &err.kind
+    else {
         panic!("{err}")
     };
     assert_eq!(field, "cpu_clock_offset");
-    assert!(err.to_string().contains("last field decoded: 'cpu_clock_offset'"), "{err}");
+    assert!(
+        err.to_string()
+            .contains("last field decoded: 'cpu_clock_offset'"),
+        "{err}"
+    );
 }
 
 #[test]
 fn section_missing_from_vmdesc_is_reported_not_a_key_error() {
     let b = good();
-    let json = b.json().replace(r#""instance_id": 0"#, r#""instance_id": 7"#);
+    let json = b
+        .json()
+        .replace(r#""instance_id": 0"#, r#""instance_id": 7"#);
     let full_at = b.buf.len() - 24 - 5 - 19;
     let err = decode_err(&b.finish_with_json(&json));
     assert_eq!(err.kind, ErrorKind::NoDescription);
@@ -97,12 +115,18 @@ fn unknown_section_type_and_unknown_section_id() {
     let b = good().raw(&[0x09]);
     let at = b.buf.len() - 1;
     let err = decode_err(&b.finish());
-    assert_eq!((err.offset, err.kind.clone()), (at as u64, ErrorKind::UnknownSectionType(9)));
+    assert_eq!(
+        (err.offset, err.kind.clone()),
+        (at as u64, ErrorKind::UnknownSectionType(9))
+    );
 
     let b = good().raw(&[0x02, 0, 0, 0, 9]);
     let at = b.buf.len() - 5;
     let err = decode_err(&b.finish());
-    assert_eq!((err.offset, err.kind.clone()), (at as u64, ErrorKind::UnknownSectionId(9)));
+    assert_eq!(
+        (err.offset, err.kind.clone()),
+        (at as u64, ErrorKind::UnknownSectionId(9))
+    );
 }
 
 #[test]
@@ -112,7 +136,13 @@ fn footer_with_another_sections_id() {
     let eof = data.iter().rposition(|&b| b == 0x06).unwrap() - 1;
     data[eof - 1] = 5;
     let err = decode_err(&data);
-    assert_eq!(err.kind, ErrorKind::FooterMismatch { expected: 1, found: 5 });
+    assert_eq!(
+        err.kind,
+        ErrorKind::FooterMismatch {
+            expected: 1,
+            found: 5
+        }
+    );
     assert_eq!(section_of(&err), Some(("timer", 0)));
     assert_eq!(err.offset, (eof - 5) as u64);
 }
@@ -122,7 +152,9 @@ fn unknown_command_is_skipped_with_a_warning() {
     let data = good().raw(&[0x08, 0, 42, 0, 3, 1, 2, 3]).finish();
     let dump = stream::decode(&data, None).unwrap();
     assert_eq!(dump.stream.commands[0].name, "UNKNOWN(42)");
-    assert!(dump.warnings[0].message.contains("unknown command 42 (3 bytes) skipped"));
+    assert!(dump.warnings[0]
+        .message
+        .contains("unknown command 42 (3 bytes) skipped"));
 }
 
 #[test]
@@ -142,7 +174,12 @@ fn stream_without_footers_decodes_with_a_warning() {
 fn long_idstr_of_255_bytes() {
     let idstr = "d".repeat(255);
     let data = StreamBuilder::new("pc")
-        .device(&idstr, 0, r#"{"name": "v", "type": "uint8", "size": 1}"#, &[7])
+        .device(
+            &idstr,
+            0,
+            r#"{"name": "v", "type": "uint8", "size": 1}"#,
+            &[7],
+        )
         .finish();
     let dump = stream::decode(&data, None).unwrap();
     assert_eq!(dump.devices[0].idstr.len(), 255);
@@ -153,11 +190,19 @@ fn oracle_signedness_differs_from_qemu_for_equal_types() {
     // analyze-migration.py prints `uint8 equal` 0xff as "0xff (-1)"; QEMU compares it as
     // unsigned, and so does migdiff.
     let data = StreamBuilder::new("pc")
-        .device("d", 0, r#"{"name": "v", "type": "uint8 equal", "size": 1}"#, &[0xff])
+        .device(
+            "d",
+            0,
+            r#"{"name": "v", "type": "uint8 equal", "size": 1}"#,
+            &[0xff],
+        )
         .finish();
     let dump = stream::decode(&data, None).unwrap();
     assert_eq!(
         dump.devices[0].body.fields[0].value,
-        migdiff::Value::Uint { value: 255, size: 1 }
+        migdiff::Value::Uint {
+            value: 255,
+            size: 1
+        }
     );
 }

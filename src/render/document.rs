@@ -52,8 +52,12 @@ pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
                 hasher.update(&run.digest.to_le_bytes());
             }
             let pages = block.used_length / dump.page_size.max(1);
+            let gpa = block
+                .addr
+                .map(|a| format!(" at GPA {a:#x}"))
+                .unwrap_or_default();
             lines.push(format!(
-                "  {} = {:#x} bytes, {pages} pages ({} zero, {} data{}), digest {:016x}",
+                "  {} = {:#x} bytes{gpa}, {pages} pages ({} zero, {} data{}), digest {:016x}",
                 block.name,
                 block.used_length,
                 block.zero_pages,

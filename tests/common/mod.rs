@@ -66,7 +66,8 @@ impl StreamBuilder {
         self.buf.extend_from_slice(&id.to_be_bytes());
         for page in 0..pages {
             let cont = if page == 0 { 0 } else { 0x20 };
-            self.buf.extend_from_slice(&((page * 4096) | 0x02 | cont).to_be_bytes());
+            self.buf
+                .extend_from_slice(&((page * 4096) | 0x02 | cont).to_be_bytes());
             if page == 0 {
                 self.buf.push(block.len() as u8);
                 self.buf.extend_from_slice(block.as_bytes());
@@ -98,7 +99,10 @@ impl StreamBuilder {
 
     /// The vmdesc JSON of the devices added so far.
     pub fn json(&self) -> String {
-        format!(r#"{{"page_size": 4096, "devices": [{}]}}"#, self.devices.join(", "))
+        format!(
+            r#"{{"page_size": 4096, "devices": [{}]}}"#,
+            self.devices.join(", ")
+        )
     }
 
     /// EOF and no vmdesc (as with suppress-vmdesc=on).
@@ -111,7 +115,8 @@ impl StreamBuilder {
     pub fn finish_with_json(mut self, json: &str) -> Vec<u8> {
         self.buf.push(0x00);
         self.buf.push(0x06);
-        self.buf.extend_from_slice(&(json.len() as u32).to_be_bytes());
+        self.buf
+            .extend_from_slice(&(json.len() as u32).to_be_bytes());
         self.buf.extend_from_slice(json.as_bytes());
         self.buf
     }

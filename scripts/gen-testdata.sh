@@ -1,0 +1,354 @@
+#!/usr/bin/env bash
+# gen-testdata.sh: regenerate migdiff's real QEMU migration-stream fixtures in testdata/.
+#
+#   [SKIP_INSTALL=1] [ANALYZE_MIGRATION=<qemu-src>/scripts/analyze-migration.py] scripts/gen-testdata.sh
+#
+# * Installs QEMU 10.x (qemu-system-x86_64) and QEMU 7.2 (qemu-system-x86_64-7.2) with scripts/install-qemu.sh
+#   unless SKIP_INSTALL=1 (needs root on Debian bookworm).
+# * For every fixture, starts QEMU (TCG, -m 32, -nodefaults, no display, QMP on a unix socket) in a scratch
+#   directory, dumps its migration stream with scripts/qmp-migrate.py (migrate "exec:cat > NAME.mig"), waits
+#   for QEMU to exit and moves the dump into testdata/.
+# * ANALYZE_MIGRATION: path to QEMU's own decoder, scripts/analyze-migration.py from a QEMU source tree (the
+#   test oracle). When set, every fixture it can read is decoded with `-d state` into
+#   testdata/oracle/NAME.state.json. When unset, the oracle step is skipped (with a message).
+# * Writes testdata/README.md from what was actually run (versions, command lines, QMP settings, hashes).
+set -euo pipefail
+
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+root=$(dirname "$here")
+td=$root/testdata
+QEMU10=qemu-system-x86_64
+QEMU72=qemu-system-x86_64-7.2
+COMMON=(-nodefaults -display none -accel tcg -m 32)
+QMP_ARGS=(-qmp unix:qmp.sock,server=on,wait=off)
+
+if [ "${SKIP_INSTALL:-0}" != 1 ]; then
+  bash "$here/install-qemu.sh"
+fi
+for b in "$QEMU10" "$QEMU72" gzip zstd python3 sha256sum; do
+  command -v "$b" >/dev/null || { echo "gen-testdata: $b not found (run scripts/install-qemu.sh)" >&2; exit 1; }
+done
+
+scratch=$(mktemp -d)
+QPID=
+cleanup() {
+  if [ -n "$QPID" ] && kill -0 "$QPID" 2>/dev/null; then kill "$QPID"; fi
+  rm -rf "$scratch"
+}
+trap cleanup EXIT
+
+mkdir -p "$td/oracle"
+rm -f "$td"/*.mig "$td"/*.mig.gz "$td"/*.mig.zst "$td"/vmstate-*.json "$td"/vmstate-*.json.gz "$td"/oracle/*.state.json
+
+declare -a FILES=()            # every generated file, in generation order
+declare -A M_BIN M_VER M_CMD M_CAPS M_PARAMS M_HOW M_NOTE M_ORACLE M_STDERR M_MACH
+
+qemu_version() { "$1" --version | head -1; }
+
+# Command line as one string; single-quotes only the words that need it (e.g. an empty value stays romfile=).
+show() {
+  local a out=()
+  for a in "$@"; do
+    if [[ -n $a && $a =~ ^[A-Za-z0-9_./:=,@%+-]+$ ]]; then out+=("$a"); else out+=("'${a//\'/\'\\\'\'}'"); fi
+  done
+  printf '%s' "${out[*]}"
+}
+
+# start_qemu BIN ARGS...: starts QEMU in $scratch, sets QPID, waits for the QMP socket.
+start_qemu() {
+  rm -f "$scratch/qmp.sock" "$scratch/qemu.log"
+  (cd "$scratch" && exec "$@" >"$scratch/qemu.log" 2>&1) &
+  QPID=$!
+  local i
+  for i in $(seq 200); do
+    [ -S "$scratch/qmp.sock" ] && return 0
+    if ! kill -0 "$QPID" 2>/dev/null; then
+      echo "gen-testdata: QEMU exited early: $(show "$@")" >&2
+      cat "$scratch/qemu.log" >&2
+      return 1
+    fi
+    sleep 0.1
+  done
+  echo "gen-testdata: no QMP socket after 20 s" >&2
+  return 1
+}
+
+# wait_qemu: waits (30 s at most) for QEMU to exit after QMP quit; fails if it exits non-zero.
+wait_qemu() {
+  local i
+  for i in $(seq 300); do
+    if ! kill -0 "$QPID" 2>/dev/null; then
+      wait "$QPID"
+      QPID=
+      return 0
+    fi
+    sleep 0.1
+  done
+  echo "gen-testdata: QEMU did not exit after quit" >&2
+  return 1
+}
+
+# record NAME BIN CMDLINE: remember how NAME was made (QMP settings come from the globals set by mig()).
+record() {
+  local name=$1 bin=$2
+  FILES+=("$name")
+  M_BIN[$name]=$bin
+  M_VER[$name]=$(qemu_version "$bin")
+  M_CMD[$name]=$3
+  M_CAPS[$name]=$caps_txt
+  M_PARAMS[$name]=$params_txt
+  M_STDERR[$name]=$(sed 's/^/    /' "$scratch/qemu.log")
+}
+
+# mig NAME BIN [--delay S] [--cap C]... [--param K=V]... [--again NAME2] -- QEMU-ARGS...
+# Runs BIN COMMON QMP QEMU-ARGS, waits S seconds (default 0), migrates to NAME (and, with --again, tries a
+# second migration of the same process 3 s later into NAME2).
+mig() {
+  local name=$1 bin=$2; shift 2
+  local delay=0 again= qmpopts=() cap_list=() param_list=()
+  while [ "$1" != -- ]; do
+    case $1 in
+      --delay) delay=$2; shift 2 ;;
+      --cap) qmpopts+=(--cap "$2"); cap_list+=("$2"); shift 2 ;;
+      --param) qmpopts+=(--param "$2"); param_list+=("$2"); shift 2 ;;
+      --again) again=$2; shift 2 ;;
+      *) echo "mig: bad option $1" >&2; return 1 ;;
+    esac
+  done
+  shift
+  local cmd=("$bin" "${COMMON[@]}" "${QMP_ARGS[@]}" "$@")
+  caps_txt=${cap_list[*]:-(none)}
+  params_txt=${param_list[*]:-(none)}
+  echo "== $name: $(show "${cmd[@]}")"
+  start_qemu "${cmd[@]}"
+  [ "$delay" = 0 ] || sleep "$delay"
+  local rc=0
+  if [ -n "$again" ]; then
+    (cd "$scratch" && python3 "$here/qmp-migrate.py" qmp.sock "$name" "${qmpopts[@]}" \
+        --again-after 3 --again-out "$again") 2>"$scratch/qmp.err" || rc=$?
+  else
+    (cd "$scratch" && python3 "$here/qmp-migrate.py" qmp.sock "$name" "${qmpopts[@]}") 2>"$scratch/qmp.err" || rc=$?
+  fi
+  cat "$scratch/qmp.err" >&2
+  if [ "$rc" != 0 ] && { [ -z "$again" ] || [ "$rc" != 3 ]; }; then
+    echo "gen-testdata: qmp-migrate failed for $name (rc $rc)" >&2
+    return 1
+  fi
+  wait_qemu
+  mv "$scratch/$name" "$td/$name"
+  record "$name" "$bin" "$(show "${cmd[@]}")"
+  local how="QMP \`migrate {\"uri\": \"exec:cat > $name\"}\` (run in the scratch directory that holds qmp.sock)"
+  [ "$delay" = 0 ] || how="$how, sent ${delay} s after QEMU started (guest running SeaBIOS)"
+  M_HOW[$name]=$how
+  if [ -n "$again" ]; then
+    if [ "$rc" = 0 ]; then
+      mv "$scratch/$again" "$td/$again"
+      record "$again" "$bin" "$(show "${cmd[@]}")"
+      M_HOW[$again]="second QMP \`migrate {\"uri\": \"exec:cat > $again\"}\` of the same QEMU process, 3 s after $name completed"
+    else
+      # QEMU refused to migrate the same process twice: dump an identical second process instead.
+      local why
+      why=$(sed -n 's/^qmp-migrate: second migration refused: //p' "$scratch/qmp.err")
+      sleep 3
+      echo "== $again: second identical process (same-process migration refused)"
+      start_qemu "${cmd[@]}"
+      (cd "$scratch" && python3 "$here/qmp-migrate.py" qmp.sock "$again" "${qmpopts[@]}")
+      wait_qemu
+      mv "$scratch/$again" "$td/$again"
+      record "$again" "$bin" "$(show "${cmd[@]}")"
+      M_HOW[$again]="QMP \`migrate {\"uri\": \"exec:cat > $again\"}\` of a **second, identical QEMU process** started 3 s after $name completed"
+      M_NOTE[$again]="A second migration of the process that wrote $name was tried first and refused by QEMU: \`$why\` (after a completed migration the VM is in runstate \`postmigrate\`, and \`migrate\` refuses that state). So this file comes from a fresh process with the same command line. Expect time-derived differences only (RTC, timers, TSC, HPET)."
+    fi
+  fi
+}
+
+# ---------------------------------------------------------------------------------------------- fixtures
+mig pc72-qemu72.mig "$QEMU72" -- -M pc-i440fx-7.2 -S
+mig pc72-qemu10.mig "$QEMU10" -- -M pc-i440fx-7.2 -S
+mig q35-72-qemu72.mig "$QEMU72" -- -M pc-q35-7.2 -S
+mig q35-72-qemu10.mig "$QEMU10" -- -M pc-q35-7.2 -S
+mig pc10-stopped.mig "$QEMU10" --again pc10-stopped-again.mig -- -M pc-i440fx-10.0 -S
+mig pc10-running.mig "$QEMU10" --delay 2 -- -M pc-i440fx-10.0
+mig pc10-running-ratelimited.mig "$QEMU10" --delay 2 --param max-bandwidth=200000 -- -M pc-i440fx-10.0
+mig q35-10.mig "$QEMU10" -- -M pc-q35-10.0 -S
+mig pc10-smp2.mig "$QEMU10" -- -M pc-i440fx-10.0 -smp 2 -S
+mig pc10-e1000.mig "$QEMU10" -- -M pc-i440fx-10.0 -device e1000 -S
+mig pc10-virtio-net.mig "$QEMU10" -- -M pc-i440fx-10.0 -netdev user,id=n0 -device virtio-net-pci,netdev=n0 -S
+mig q35-10-xhci-tablet.mig "$QEMU10" -- -M pc-q35-10.0 -device qemu-xhci -device usb-tablet -S
+mig pc10-cpu-max.mig "$QEMU10" -- -M pc-i440fx-10.0 -cpu max -S
+mig pc10-suppress-vmdesc.mig "$QEMU10" -- -M pc-i440fx-10.0,suppress-vmdesc=on -S
+M_ORACLE[pc10-suppress-vmdesc.mig]="not run: the file has no vmdesc JSON, which analyze-migration.py requires (it dies with \`OSError: [Errno 22] Invalid argument\` while looking for it)"
+
+# QEMU's own qtest scenario (x-ignore-shared + validate-uuid). Falls back to a shared file backend without memfd.
+if "$QEMU10" -object help | grep -qw memory-backend-memfd; then
+  membackend=memory-backend-memfd,id=mem0,size=32M,share=on
+else
+  membackend=memory-backend-file,id=mem0,size=32M,mem-path=/dev/shm/migdiff-ignore-shared,share=on
+fi
+mig pc10-ignore-shared.mig "$QEMU10" --cap x-ignore-shared --cap validate-uuid -- \
+  -M pc-i440fx-10.0 -S -uuid 11111111-2222-3333-4444-555555555555 -object "$membackend" -machine memory-backend=mem0
+M_NOTE[pc10-ignore-shared.mig]="The guest RAM block \`mem0\` is shared and therefore not sent (only its header with a be64 GPA); the configuration section carries the \`configuration/capabilities\` (x-ignore-shared) and \`configuration/uuid\` subsections."
+
+# Device-heavy q35 for benchmarks. The NICs get romfile= (no option ROM RAM block, ~490 KB less of PAGE data)
+# so the file stays under 1 MB; edu has no vmstate (no section), it only occupies a PCI slot.
+busy_devices=(
+  -device e1000,romfile= -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
+  -device qemu-xhci -device usb-tablet -device usb-kbd
+  -device virtio-rng-pci -device virtio-balloon-pci
+  -audiodev none,id=snd0 -device ich9-intel-hda -device hda-duplex,audiodev=snd0
+  -device i6300esb -device pvpanic-pci -device edu -device virtio-serial-pci
+)
+mig q35-10-busy.mig "$QEMU10" -- -M pc-q35-10.0 -smp 4 "${busy_devices[@]}" -S
+M_NOTE[q35-10-busy.mig]="hda-duplex needs an audio backend under -nodefaults (\"no default audio driver available\"), hence \`-audiodev none\`. \`romfile=\` on both NICs drops their option-ROM RAM blocks to keep the file small. \`edu\` has no vmstate and adds no section."
+
+# Compressed copies of pc10-stopped.mig, and -dump-vmstate files: no migration of their own.
+caps_txt="n/a"; params_txt="n/a"
+: >"$scratch/qemu.log"
+gzip -9 -n -c "$td/pc10-stopped.mig" >"$td/pc10-stopped.mig.gz"
+record pc10-stopped.mig.gz "$QEMU10" "gzip -9 -n -c pc10-stopped.mig > pc10-stopped.mig.gz"
+M_HOW[pc10-stopped.mig.gz]="compressed copy of pc10-stopped.mig made with $(gzip --version | head -1); the stream inside is byte-identical to pc10-stopped.mig"
+zstd -19 -q -c "$td/pc10-stopped.mig" >"$td/pc10-stopped.mig.zst"
+record pc10-stopped.mig.zst "$QEMU10" "zstd -19 -q -c pc10-stopped.mig > pc10-stopped.mig.zst"
+M_HOW[pc10-stopped.mig.zst]="compressed copy of pc10-stopped.mig made with $(zstd --version | head -1 | tr -d '*' | sed 's/^ *//; s/ *$//'); the stream inside is byte-identical to pc10-stopped.mig"
+gzip -dc "$td/pc10-stopped.mig.gz" | cmp - "$td/pc10-stopped.mig"
+zstd -q -dc "$td/pc10-stopped.mig.zst" | cmp - "$td/pc10-stopped.mig"
+for f in pc10-stopped.mig.gz pc10-stopped.mig.zst; do
+  M_ORACLE[$f]="not run: analyze-migration.py reads raw streams only (decompress first; the result is pc10-stopped.mig)"
+done
+
+# -dump-vmstate descriptions (for vmstate-static-checker-style schema comparisons); gzip if > 3 MB.
+for v in 72 10; do
+  if [ $v = 72 ]; then bin=$QEMU72; else bin=$QEMU10; fi
+  out=vmstate-pc72-qemu$v.json
+  cmd=("$bin" -M pc-i440fx-7.2 -dump-vmstate "$out")
+  echo "== $out: $(show "${cmd[@]}")"
+  (cd "$scratch" && "${cmd[@]}" >"$scratch/qemu.log" 2>&1)
+  if [ "$(stat -c %s "$scratch/$out")" -gt 3000000 ]; then
+    gzip -9 -n "$scratch/$out"
+    out=$out.gz
+  fi
+  mv "$scratch/$out" "$td/$out"
+  record "$out" "$bin" "$(show "${cmd[@]}")"
+  M_HOW[$out]="\`-dump-vmstate\` (QEMU writes the JSON and exits; no guest is started)"
+  M_ORACLE[$out]="n/a (not a migration stream)"
+done
+
+# ---------------------------------------------------------------------------------------------- oracle
+oracle_sha=
+if [ -n "${ANALYZE_MIGRATION:-}" ]; then
+  oracle_sha=$(sha256sum "$ANALYZE_MIGRATION" | cut -d' ' -f1)
+  for f in "${FILES[@]}"; do
+    case $f in *.mig) ;; *) continue ;; esac
+    [ -z "${M_ORACLE[$f]:-}" ] || continue
+    base=${f%.mig}
+    echo "== oracle: $f"
+    if python3 "$ANALYZE_MIGRATION" -f "$td/$f" -d state >"$td/oracle/$base.state.json" 2>"$scratch/oracle.err"; then
+      M_ORACLE[$f]="[oracle/$base.state.json](oracle/$base.state.json)"
+    else
+      rm -f "$td/oracle/$base.state.json"
+      # The script re-raises every error with the whole vmdesc attached: keep only the first exception line.
+      err=$(grep -m1 -E '^[A-Za-z_.]*(Error|Exception)' "$scratch/oracle.err" | cut -c1-300)
+      M_ORACLE[$f]="**FAILED**: \`${err:-unknown error}\`"
+      echo "gen-testdata: oracle failed on $f: $err" >&2
+    fi
+  done
+else
+  echo "gen-testdata: ANALYZE_MIGRATION not set: skipping the oracle step (testdata/oracle/ left empty)" >&2
+  for f in "${FILES[@]}"; do
+    case $f in *.mig) [ -n "${M_ORACLE[$f]:-}" ] || M_ORACLE[$f]="not run (ANALYZE_MIGRATION was not set)" ;; esac
+  done
+fi
+
+# ---------------------------------------------------------------------------------------------- README
+# Machine type as written in the stream's configuration section (0x07, be32 len, name).
+stream_machine() {
+  python3 - "$1" <<'PY'
+import gzip, sys
+path = sys.argv[1]
+d = open(path, "rb").read(512)
+if path.endswith(".gz"):
+    d = gzip.open(path).read(512)
+if d[:4] != b"QEVM" or d[8] != 7:
+    print("?")
+else:
+    n = int.from_bytes(d[9:13], "big")
+    print(d[13:13 + n].decode())
+PY
+}
+
+{
+  cat <<'EOF'
+# migdiff test data: real QEMU migration streams
+
+Generated by `scripts/gen-testdata.sh` (do not edit by hand: this file is written by that script from what it
+actually ran). To regenerate, as root on Debian bookworm:
+
+```sh
+ANALYZE_MIGRATION=<qemu-source>/scripts/analyze-migration.py scripts/gen-testdata.sh   # SKIP_INSTALL=1 to skip apt
+```
+
+`scripts/install-qemu.sh` installs QEMU 10.x from bookworm-backports as `qemu-system-x86_64` and QEMU 7.2 from
+bookworm, unpacked under `/opt/qemu72` and run through the wrapper `/usr/local/bin/qemu-system-x86_64-7.2`, which adds
+`QEMU_MODULE_DIR=/opt/qemu72/usr/lib/x86_64-linux-gnu/qemu` and
+`-L /opt/qemu72/usr/share/qemu -L /usr/share/seabios -L /usr/lib/ipxe/qemu` (firmware search paths).
+
+Each `.mig` is a precopy stream written by QMP `migrate {"uri": "exec:cat > NAME.mig"}` (driver:
+`scripts/qmp-migrate.py`, which polls `query-migrate` until `completed` and then sends `quit`). QEMU runs under TCG in a
+scratch directory holding the QMP socket `qmp.sock`; the command lines below are exact. RTC, timer and TSC state
+comes from the host clock, so regenerated files differ from these in those fields (and so in sha256), not in
+layout. `-S` means the guest never ran (runstate `prelaunch`); the others ran SeaBIOS with no boot device.
+
+**Oracle.** `oracle/NAME.state.json` is the output of QEMU's own `scripts/analyze-migration.py -f NAME.mig -d state`
+(keys are `"<idstr> (<section_id>)"`, values as that script formats them). The oracle cannot read:
+`pc10-suppress-vmdesc.mig` (no vmdesc JSON: the script needs it and dies with `OSError: [Errno 22]`), and the
+`.gz`/`.zst` copies (raw streams only). Any other failure is listed in the table below and in the file's section.
+EOF
+  if [ -n "$oracle_sha" ]; then
+    echo
+    echo "analyze-migration.py used: sha256 \`$oracle_sha\`."
+  fi
+  echo
+  echo "## Overview"
+  echo
+  echo "| file | size (bytes) | QEMU | machine | oracle |"
+  echo "|---|---:|---|---|---|"
+  for f in "${FILES[@]}"; do
+    case $f in
+      *.mig|*.mig.gz) mach=$(stream_machine "$td/$f") ;;
+      *.mig.zst) zstd -q -d -c "$td/$f" >"$scratch/unzstd.mig" && mach=$(stream_machine "$scratch/unzstd.mig") ;;
+      *) mach=pc-i440fx-7.2 ;;
+    esac
+    M_MACH[$f]=$mach
+    ver=${M_VER[$f]#QEMU emulator version }
+    echo "| \`$f\` | $(stat -c %s "$td/$f") | ${ver%% *} | \`$mach\` | ${M_ORACLE[$f]:-} |"
+  done
+  echo
+  echo "## Files"
+  for f in "${FILES[@]}"; do
+    echo
+    echo "### \`$f\`"
+    echo
+    echo "| | |"
+    echo "|---|---|"
+    echo "| QEMU version | ${M_VER[$f]} |"
+    echo "| machine type | \`${M_MACH[$f]}\` |"
+    echo "| command line | \`${M_CMD[$f]}\` |"
+    echo "| how | ${M_HOW[$f]} |"
+    echo "| QMP migrate-set-capabilities | ${M_CAPS[$f]} |"
+    echo "| QMP migrate-set-parameters | ${M_PARAMS[$f]} |"
+    echo "| sha256 | \`$(sha256sum "$td/$f" | cut -d' ' -f1)\` |"
+    echo "| size | $(stat -c %s "$td/$f") bytes |"
+    echo "| oracle | ${M_ORACLE[$f]:-} |"
+    if [ -n "${M_NOTE[$f]:-}" ]; then echo "| note | ${M_NOTE[$f]} |"; fi
+    if [ -n "${M_STDERR[$f]}" ]; then
+      echo
+      echo "QEMU stderr:"
+      echo
+      echo "${M_STDERR[$f]}"
+    fi
+  done
+} >"$td/README.md"
+
+echo "gen-testdata: done"
+( cd "$td" && ls -l ./*.mig* ./*.json* oracle/ ) || true
+du -sh "$td"

@@ -1,0 +1,202 @@
+//! The `migdiff` binary on real fixture pairs: exit codes, output (snapshots), colour.
+//! Update snapshots with `INSTA_UPDATE=always cargo test` or `cargo insta review`.
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+fn fixture(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata")
+        .join(name)
+}
+
+/// Runs migdiff in testdata/ so that paths in the output are the bare file names.
+fn migdiff(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_migdiff"))
+        .args(args)
+        .current_dir(fixture(""))
+        .env_remove("NO_COLOR")
+        .output()
+        .expect("migdiff runs")
+}
+
+fn run(args: &[&str]) -> (i32, String, String) {
+    let out = migdiff(args);
+    (
+        out.status.code().expect("exit code"),
+        String::from_utf8(out.stdout).unwrap(),
+        String::from_utf8(out.stderr).unwrap(),
+    )
+}
+
+/// Exit code and stdout, as one snapshot.
+fn snapshot_of(args: &[&str]) -> String {
+    let (code, stdout, stderr) = run(args);
+    assert!(stderr.is_empty(), "stderr: {stderr}");
+    format!("exit: {code}\n{stdout}")
+}
+
+#[test]
+fn a_dump_against_itself_is_silent_and_exit_0() {
+    let (code, stdout, _) = run(&["pc10-stopped.mig", "pc10-stopped.mig"]);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+}
+
+#[test]
+fn same_stopped_vm_dumped_twice_differs_only_in_default_noise() {
+    let (code, stdout, _) = run(&["pc10-stopped.mig", "pc10-stopped-again.mig"]);
+    assert_eq!((code, stdout.as_str()), (0, ""));
+    // The noise is there: the defaults hide it.
+    insta::assert_snapshot!(snapshot_of(&[
+        "--no-default-ignores",
+        "pc10-stopped.mig",
+        "pc10-stopped-again.mig"
+    ]));
+}
+
+#[test]
+fn same_machine_type_on_qemu_7_2_and_10() {
+    insta::assert_snapshot!(snapshot_of(&["pc72-qemu72.mig", "pc72-qemu10.mig"]));
+}
+
+#[test]
+fn q35_against_pc_lists_devices_on_one_side() {
+    insta::assert_snapshot!(snapshot_of(&[
+        "--format",
+        "summary",
+        "q35-10.mig",
+        "pc10-stopped.mig"
+    ]));
+    let (code, stdout, _) = run(&["q35-10.mig", "pc10-stopped.mig"]);
+    assert_eq!(code, 1);
+    assert!(stdout.contains("device 0000:00:1f.0/ICH9LPC (0): only in old"));
+    assert!(stdout.contains("device 0000:00:01.0/PIIX3 (0): only in new"));
+}
+
+#[test]
+fn one_cpu_against_two() {
+    insta::assert_snapshot!(snapshot_of(&[
+        "--format",
+        "summary",
+        "pc10-stopped.mig",
+        "pc10-smp2.mig"
+    ]));
+    let (_, stdout, _) = run(&["pc10-stopped.mig", "pc10-smp2.mig"]);
+    for device in ["cpu (1)", "cpu_common (1)", "apic (1)"] {
+        assert!(
+            stdout.contains(&format!("device {device}: only in new")),
+            "{device}"
+        );
+    }
+}
+
+#[test]
+fn stopped_against_running() {
+    insta::assert_snapshot!(snapshot_of(&["pc10-stopped.mig", "pc10-running.mig"]));
+}
+
+#[test]
+fn json_output_has_the_documented_fields() {
+    let (code, stdout, _) = run(&["--format", "json", "pc72-qemu72.mig", "pc72-qemu10.mig"]);
+    assert_eq!(code, 1);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(doc["identical"], false);
+    assert_eq!(doc["old"]["machine"], "pc-i440fx-7.2");
+    let rename = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["kind"] == "field_renamed")
+        .expect("a rename");
+    assert_eq!(rename["device"], "hpet (0)");
+    assert_eq!(rename["path"], "num_timers_save");
+    assert_eq!(rename["class"], "schema");
+    assert_eq!(rename["note"], "renamed from 'num_timers'");
+    assert!(rename["old_offset"].as_u64().unwrap() > 0);
+}
+
+#[test]
+fn colour_only_when_asked_or_on_a_terminal() {
+    let pair = ["pc72-qemu72.mig", "pc72-qemu10.mig"];
+    let (_, always, _) = run(&["--color", "always", pair[0], pair[1]]);
+    assert!(always.contains("\x1b[31m-") && always.contains("\x1b[32m+"));
+    let (_, never, _) = run(&["--color", "never", pair[0], pair[1]]);
+    assert!(!never.contains('\x1b'));
+    // `auto` with stdout a pipe, as here: no colour.
+    let (_, auto, _) = run(pair.as_slice());
+    assert_eq!(auto, never);
+}
+
+#[test]
+fn ignore_patterns_and_ignore_file() {
+    let pair = ["pc72-qemu72.mig", "pc72-qemu10.mig"];
+    let (code, stdout, _) = run(&[
+        "--format",
+        "summary",
+        "--ignore",
+        "globalstate (0)/*",
+        "--ignore",
+        "hpet (0)/*",
+        "--ignore",
+        "ram/*",
+        pair[0],
+        pair[1],
+    ]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.ends_with("no differences; 11 ignored\n"), "{stdout}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("ignore");
+    std::fs::write(
+        &file,
+        "# expected across QEMU builds\nglobalstate (0)/*\nhpet (0)/*  # renamed\nram/*\n",
+    )
+    .unwrap();
+    let (code, _, _) = run(&["--ignore-file", file.to_str().unwrap(), pair[0], pair[1]]);
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn trouble_is_exit_2_with_file_and_offset() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = std::fs::read(fixture("pc10-stopped.mig")).unwrap();
+    let cut = dir.path().join("cut.mig");
+    std::fs::write(&cut, &data[..data.len() / 2]).unwrap();
+    let (code, stdout, stderr) = run(&["pc10-stopped.mig", cut.to_str().unwrap()]);
+    assert_eq!(code, 2);
+    assert!(stdout.is_empty());
+    assert!(stderr.starts_with("migdiff: error: "), "{stderr}");
+    assert!(stderr.contains("cut.mig"), "{stderr}");
+    assert!(stderr.contains("at byte 0x"), "{stderr}");
+
+    let (code, _, stderr) = run(&["pc10-stopped.mig", "no-such-file.mig"]);
+    assert_eq!(code, 2);
+    assert!(stderr.contains("reading no-such-file.mig"), "{stderr}");
+    let (code, _, _) = run(&["--bogus-flag", "a", "b"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn show_prints_the_tree_and_json_round_trips() {
+    let (code, text, _) = run(&["show", "pc72-qemu72.mig"]);
+    assert_eq!(code, 0);
+    insta::assert_snapshot!(text);
+    let (_, json, _) = run(&["show", "--format", "json", "pc72-qemu72.mig"]);
+    let dump: migdiff::Dump = serde_json::from_str(&json).unwrap();
+    let data = std::fs::read(fixture("pc72-qemu72.mig")).unwrap();
+    assert_eq!(dump, migdiff::stream::decode(&data, None).unwrap());
+}
+
+#[test]
+fn help_teaches_with_examples_and_exit_codes() {
+    let (code, stdout, _) = run(&["--help"]);
+    assert_eq!(code, 0);
+    for needle in [
+        "migdiff old.mig new.mig",
+        "--ignore",
+        "Exit status: 0",
+        "show",
+    ] {
+        assert!(stdout.contains(needle), "--help lacks {needle}");
+    }
+}
