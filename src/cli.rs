@@ -91,8 +91,8 @@ struct ShowArgs {
 
 #[derive(Args, Debug)]
 struct CommonArgs {
-    /// Take the description (vmdesc) from FILE instead of the stream's own: another dump of
-    /// the same configuration, or a vmdesc JSON. For dumps made with suppress-vmdesc=on.
+    /// Description (vmdesc) for dumps that have none (suppress-vmdesc=on, postcopy): another
+    /// dump of the same configuration, or a vmdesc JSON. Dumps with their own ignore it.
     #[arg(long, value_name = "FILE")]
     desc: Option<PathBuf>,
 }
@@ -201,6 +201,9 @@ fn load(path: &Path, desc: Option<&Schema>) -> Result<Dump> {
             path.display()
         ),
     })?;
+    if input.container != Container::Raw {
+        eprintln!("migdiff: note: {}: {}", path.display(), input.container);
+    }
     for w in &dump.warnings {
         let section = w
             .section

@@ -52,7 +52,8 @@ const MIG_CMD_PACKAGED: u16 = 7;
 
 const DEFAULT_PAGE_SIZE: u64 = 4096;
 
-/// Decodes a whole stream. `desc` replaces the stream's own vmdesc (for dumps without one).
+/// Decodes a whole stream. `desc` is used when the stream has no vmdesc of its own
+/// (suppress-vmdesc=on, postcopy).
 pub fn decode(data: &[u8], desc: Option<&Schema>) -> Result<Dump, ParseError> {
     let trailer = vmdesc::locate(data)?;
     let (stream_end, own) = match trailer {
@@ -62,7 +63,7 @@ pub fn decode(data: &[u8], desc: Option<&Schema>) -> Result<Dump, ParseError> {
         }
         None => (data.len(), None),
     };
-    let schema = desc.or(own.as_ref());
+    let schema = own.as_ref().or(desc);
     let mut walker = Walker {
         r: Reader::new(data.get(..stream_end).unwrap_or_default()),
         schema,
