@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use migdiff::diff::{diff_dumps, Change};
+use migdiff::diff::{device_name, diff_dumps, Change};
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
+use migdiff::gate::{AllowList, GateResult};
 use migdiff::input::{Container, Input};
 use migdiff::render::document::document;
-use migdiff::render::report::{self, Counts, DiffDocument, InputInfo};
+use migdiff::render::junit::write_junit;
+use migdiff::render::report::{self, AllowedChange, Counts, DiffDocument, InputInfo};
 use migdiff::render::unified::{write_unified, Labels};
 use migdiff::render::Style;
-use migdiff::{stream, Dump, Schema};
+use migdiff::{stream, Device, Dump, Schema};
 
 /// What the process reports, as diff(1) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,10 +124,18 @@ struct DiffArgs {
     /// Read more ignore patterns from FILE, one per line, `#` comments.
     #[arg(long, value_name = "FILE")]
     ignore_file: Vec<PathBuf>,
-    /// Do not ignore the built-in noise (RTC clock and timer fields that differ between two
-    /// dumps of the same stopped VM).
+    /// Do not ignore the built-in noise (RTC clock fields that differ between two dumps of
+    /// the same stopped VM).
     #[arg(long)]
     no_default_ignores: bool,
+    /// Expected differences (CI gate): one rule per line, `PATTERN [= OLD -> NEW] [# reason]`.
+    /// Allowed differences do not fail; exit 0 when all are allowed. Rules that allow
+    /// nothing are reported as stale.
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
+    /// With --allow: stale rules fail the gate too.
+    #[arg(long, requires = "allow")]
+    strict: bool,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -138,6 +148,8 @@ enum DiffFormat {
     Summary,
     /// Every difference as JSON (schema in README.md).
     Json,
+    /// JUnit XML for CI systems: one test case per device.
+    Junit,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -268,6 +280,14 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
         anyhow::bail!("need two dumps: migdiff OLD NEW (see --help)");
     };
     let filter = ignore_filter(args)?;
+    let allow = match &args.allow {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading allow file {}", path.display()))?;
+            Some(AllowList::parse(&text).with_context(|| format!("{}", path.display()))?)
+        }
+        None => None,
+    };
     let desc = load_desc(&args.common)?;
     let (old, new) = rayon::join(
         || load(old_path, desc.as_ref()),
@@ -278,45 +298,87 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
     let (kept, ignored): (Vec<Change>, Vec<Change>) = diff_dumps(&old, &new)
         .into_iter()
         .partition(|c| !filter.ignores(c));
-    let counts = Counts::of(&kept, ignored.len());
+    let gate = match &allow {
+        Some(list) => list.apply(kept),
+        None => GateResult {
+            failing: kept,
+            ..GateResult::default()
+        },
+    };
+    let counts = Counts::of(
+        &gate.failing,
+        ignored.len(),
+        gate.allowed.len(),
+        gate.stale.len(),
+    );
     let style = args.color.style();
+    let labels = Labels {
+        old: &old_path.display().to_string(),
+        new: &new_path.display().to_string(),
+    };
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         DiffFormat::Unified => {
-            if !kept.is_empty() {
-                report::write_preamble(&mut out, &kept, &counts, style)?;
-                let labels = Labels {
-                    old: &old_path.display().to_string(),
-                    new: &new_path.display().to_string(),
-                };
-                write_unified(
-                    &mut out,
-                    &labels,
-                    &document(&old, &filter),
-                    &document(&new, &filter),
-                    args.context,
-                    style,
-                )?;
+            let gated = allow.as_ref().map(|list| (&gate, list));
+            if !gate.failing.is_empty() || !gate.allowed.is_empty() || !gate.stale.is_empty() {
+                report::write_preamble(&mut out, &gate.failing, gated, &counts, style)?;
+            }
+            if !gate.failing.is_empty() {
+                let (old_doc, new_doc) = (document(&old, &filter), document(&new, &filter));
+                write_unified(&mut out, &labels, &old_doc, &new_doc, args.context, style)?;
             }
         }
-        DiffFormat::Summary => report::write_summary(&mut out, &kept, &counts, style)?,
+        DiffFormat::Summary => report::write_summary(&mut out, &gate.failing, &counts, style)?,
         DiffFormat::Json => {
             let doc = DiffDocument {
                 migdiff: env!("CARGO_PKG_VERSION"),
                 old: &info(old_path, &old),
                 new: &info(new_path, &new),
-                identical: kept.is_empty(),
+                identical: gate.failing.is_empty(),
                 counts,
-                changes: &kept,
+                changes: &gate.failing,
+                allowed: gate
+                    .allowed
+                    .iter()
+                    .filter_map(|(change, i)| {
+                        let rule = allow.as_ref()?.rules.get(*i)?;
+                        Some(AllowedChange { change, rule })
+                    })
+                    .collect(),
+                stale_rules: allow
+                    .as_ref()
+                    .map(|list| {
+                        gate.stale
+                            .iter()
+                            .filter_map(|&i| list.rules.get(i))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
             };
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
+        DiffFormat::Junit => {
+            let suite = format!("{} -> {}", labels.old, labels.new);
+            write_junit(&mut out, &suite, &device_names(&old, &new), &gate)?;
+        }
     }
     out.flush()?;
-    Ok(if kept.is_empty() {
+    let stale_fails = args.strict && !gate.stale.is_empty();
+    Ok(if gate.failing.is_empty() && !stale_fails {
         Outcome::Same
     } else {
         Outcome::Different
     })
+}
+
+/// `stream`, `ram`, then every device of either dump in normalized order.
+fn device_names(old: &Dump, new: &Dump) -> Vec<String> {
+    let mut names: Vec<String> = ["stream".to_string(), "ram".to_string()].into();
+    let mut devices: Vec<&Device> = old.sorted_devices();
+    devices.extend(new.sorted_devices());
+    devices.sort_by(|a, b| (&a.idstr, a.instance_id).cmp(&(&b.idstr, b.instance_id)));
+    devices.dedup_by(|a, b| a.idstr == b.idstr && a.instance_id == b.instance_id);
+    names.extend(devices.into_iter().map(device_name));
+    names
 }

@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use serde::Serialize;
 use similar::{capture_diff_slices, Algorithm, DiffOp};
 
+use crate::explain;
 use crate::ram::page_digests;
 use crate::render::format_value;
 use crate::tree::{Device, Dump, Node, RamBlock, Struct, Value};
@@ -81,9 +82,13 @@ pub struct Change {
     /// For byte buffers: the changed byte ranges `[start, end)`; for RAM: changed page ranges.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<(u64, u64)>,
-    /// Extra words: the old name of a renamed field, what a flag change means.
+    /// Extra words: the old name of a renamed field, the old and new type of a retyped one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// What the change means, for fields migdiff knows (x86 CPU state: flag bits set and
+    /// cleared, the register a path holds and whether its xsave component is live).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub meaning: Option<String>,
 }
 
 impl Change {
@@ -151,6 +156,7 @@ fn device_change(d: &Device, kind: ChangeKind) -> Change {
         new_offset,
         ranges: Vec::new(),
         note: Some(format!("version {}, {} bytes", d.version_id, d.len)),
+        meaning: None,
     }
 }
 
@@ -166,6 +172,7 @@ fn stream_change(path: &str, old: String, new: String) -> Change {
         new_offset: None,
         ranges: Vec::new(),
         note: None,
+        meaning: None,
     }
 }
 
@@ -202,7 +209,11 @@ fn diff_stream(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
 }
 
 struct Ctx<'o> {
+    /// Bare section name, for [`explain`].
+    idstr: String,
     device: String,
+    /// The new side's `env.xstate_bv`, for whether a changed register is live.
+    xstate_bv: Option<u64>,
     out: &'o mut Vec<Change>,
 }
 
@@ -219,13 +230,21 @@ impl Ctx<'_> {
             new_offset: new.map(|n| n.offset),
             ranges: Vec::new(),
             note: None,
+            meaning: None,
         });
     }
 }
 
 fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
     let mut ctx = Ctx {
+        idstr: old.idstr.clone(),
         device: device_name(old),
+        xstate_bv: new
+            .body
+            .fields
+            .iter()
+            .find(|n| n.name == "env.xstate_bv")
+            .and_then(as_u64),
         out,
     };
     if old.version_id != new.version_id {
@@ -240,6 +259,7 @@ fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
             new_offset: Some(new.offset),
             ranges: Vec::new(),
             note: None,
+            meaning: None,
         });
     }
     diff_struct(&old.body, &new.body, "", &mut ctx);
@@ -343,6 +363,7 @@ fn subsection_change(
         new_offset,
         ranges: Vec::new(),
         note: None,
+        meaning: None,
     });
 }
 
@@ -412,6 +433,7 @@ fn diff_node(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
                     new_offset: Some(new.offset),
                     ranges: Vec::new(),
                     note: None,
+                    meaning: None,
                 });
             }
         }
@@ -428,12 +450,35 @@ fn diff_node(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
         }
         (o, n) if o != n => {
             ctx.push(ChangeKind::Value, path, Some(old), Some(new));
+            let meaning = meaning(ctx, path, old, new);
+            if let Some(last) = ctx.out.last_mut() {
+                last.meaning = meaning;
+            }
             if let (Value::Bytes(ob), Value::Bytes(nb), Some(last)) = (o, n, ctx.out.last_mut()) {
                 last.ranges = byte_ranges(ob, nb);
             }
         }
         _ => {}
     }
+}
+
+fn as_u64(node: &Node) -> Option<u64> {
+    match node.value {
+        Value::Uint { value, .. } => Some(value),
+        Value::Int { value, .. } => Some(value as u64),
+        _ => None,
+    }
+}
+
+/// What a change means (`cr0: +PE -NW -CD`); for an xsave register, whether it is live.
+fn meaning(ctx: &Ctx<'_>, path: &str, old: &Node, new: &Node) -> Option<String> {
+    let meaning = explain::change_meaning(&ctx.idstr, path, as_u64(old)?, as_u64(new)?)?;
+    let live = ctx.xstate_bv.and_then(|bv| explain::is_live(path, bv));
+    Some(match live {
+        Some(true) => format!("{meaning}, live"),
+        Some(false) => format!("{meaning}, stale: its xsave component is not in xstate_bv"),
+        None => meaning,
+    })
 }
 
 /// Ranges `[start, end)` where two equally long buffers differ; runs closer than 4 bytes merge.
@@ -469,6 +514,7 @@ fn ram_change(
         new_offset: None,
         ranges: Vec::new(),
         note: None,
+        meaning: None,
     }
 }
 

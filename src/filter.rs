@@ -32,7 +32,6 @@ pub const DEFAULT_IGNORES: &[&str] = &[
 #[derive(Debug, Clone)]
 pub struct Filter {
     set: GlobSet,
-    patterns: Vec<String>,
     /// Per pattern: the byte ranges `[start, end)` it masks, or None for the whole field.
     bytes: Vec<Option<Vec<(u64, u64)>>>,
 }
@@ -78,18 +77,13 @@ impl Filter {
                 .join(" "),
             message: e.to_string(),
         })?;
-        Ok(Filter {
-            set,
-            patterns: patterns.iter().map(|p| p.as_ref().to_string()).collect(),
-            bytes,
-        })
+        Ok(Filter { set, bytes })
     }
 
     /// A filter that ignores nothing.
     pub fn none() -> Filter {
         Filter {
             set: GlobSet::empty(),
-            patterns: Vec::new(),
             bytes: Vec::new(),
         }
     }
@@ -112,24 +106,29 @@ impl Filter {
             .collect()
     }
 
-    /// Whether a change is ignored: its path matches a whole-field pattern, or every byte
-    /// it changes is masked.
-    pub fn ignores(&self, change: &Change) -> bool {
-        let subject = change.subject();
-        if self.is_match(&subject) {
-            return true;
-        }
-        let mask = self.byte_mask(&subject);
-        change.kind == ChangeKind::Value
-            && !change.ranges.is_empty()
-            && !mask.is_empty()
-            && change.ranges.iter().all(|&(start, end)| {
-                (start..end).all(|b| mask.iter().any(|&(s, e)| s <= b && b < e))
+    /// Indices of the patterns that cover a change: its path matches and, for a pattern
+    /// with `@RANGES`, every byte it changes lies inside them.
+    pub fn covering(&self, change: &Change) -> Vec<usize> {
+        self.set
+            .matches(change.subject())
+            .into_iter()
+            .filter(|&i| match self.bytes.get(i) {
+                Some(None) => true,
+                Some(Some(mask)) => {
+                    change.kind == ChangeKind::Value
+                        && !change.ranges.is_empty()
+                        && change.ranges.iter().all(|&(start, end)| {
+                            (start..end).all(|b| mask.iter().any(|&(s, e)| s <= b && b < e))
+                        })
+                }
+                None => false,
             })
+            .collect()
     }
 
-    pub fn patterns(&self) -> &[String] {
-        &self.patterns
+    /// Whether any pattern covers the change.
+    pub fn ignores(&self, change: &Change) -> bool {
+        !self.covering(change).is_empty()
     }
 }
 
@@ -222,6 +221,7 @@ mod tests {
             new_offset: None,
             ranges,
             note: None,
+            meaning: None,
         };
         assert!(f.ignores(&change(vec![(0, 1), (9, 10)])));
         assert!(!f.ignores(&change(vec![(0, 1), (0x34, 0x35)])));

@@ -20,7 +20,9 @@
 pub mod decode;
 pub mod diff;
 pub mod error;
+pub mod explain;
 pub mod filter;
+pub mod gate;
 mod hex;
 pub mod input;
 pub mod ram;

@@ -69,8 +69,8 @@ fn q35_against_pc_lists_devices_on_one_side() {
     ]));
     let (code, stdout, _) = run(&["q35-10.mig", "pc10-stopped.mig"]);
     assert_eq!(code, 1);
-    assert!(stdout.contains("device 0000:00:1f.0/ICH9LPC (0): only in old"));
-    assert!(stdout.contains("device 0000:00:01.0/PIIX3 (0): only in new"));
+    assert!(stdout.contains("device  0000:00:1f.0/ICH9LPC (0): only in old"));
+    assert!(stdout.contains("device  0000:00:01.0/PIIX3 (0): only in new"));
 }
 
 #[test]
@@ -84,7 +84,7 @@ fn one_cpu_against_two() {
     let (_, stdout, _) = run(&["pc10-stopped.mig", "pc10-smp2.mig"]);
     for device in ["cpu (1)", "cpu_common (1)", "apic (1)"] {
         assert!(
-            stdout.contains(&format!("device {device}: only in new")),
+            stdout.contains(&format!("device  {device}: only in new")),
             "{device}"
         );
     }
@@ -199,4 +199,60 @@ fn help_teaches_with_examples_and_exit_codes() {
     ] {
         assert!(stdout.contains(needle), "--help lacks {needle}");
     }
+}
+
+fn json_changes(args: &[&str]) -> Vec<serde_json::Value> {
+    let (_, stdout, _) = run(args);
+    let doc: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    doc["changes"].as_array().unwrap().clone()
+}
+
+fn meaning_of<'a>(changes: &'a [serde_json::Value], path: &str) -> &'a str {
+    let change = changes
+        .iter()
+        .find(|c| c["path"] == path)
+        .unwrap_or_else(|| panic!("no change at {path}"));
+    change["meaning"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no meaning at {path}"))
+}
+
+#[test]
+fn cpu_changes_are_explained_stopped_vs_running() {
+    let changes = json_changes(&["--format", "json", "pc10-stopped.mig", "pc10-running.mig"]);
+    // SeaBIOS cleared CR0.NW/CD and enabled interrupts.
+    assert_eq!(meaning_of(&changes, "env.cr[0]"), "cr0: -NW -CD");
+    assert_eq!(meaning_of(&changes, "env.eflags"), "rflags: +PF +ZF +IF");
+    assert_eq!(meaning_of(&changes, "env.eip"), "rip");
+    assert_eq!(
+        meaning_of(&changes, "env.segs[1].flags"),
+        "CS: attributes unchanged (base/limit bits only)"
+    );
+    // The unified output lists them above the diff and annotates the lines.
+    let (_, text, _) = run(&["pc10-stopped.mig", "pc10-running.mig"]);
+    assert!(text.contains(
+        "value   cpu (0)/env.cr[0]: 0x0000000060000010 -> 0x0000000000000010  (cr0: -NW -CD)"
+    ));
+    assert!(text.contains("+  env.eflags = 0x0000000000000246  # rflags: PF|ZF|IF"));
+}
+
+#[test]
+fn cpu_model_changes_cpuid_dependent_state() {
+    let (code, text, _) = run(&["pc10-stopped.mig", "pc10-cpu-max.mig"]);
+    assert_eq!(code, 1);
+    // EDX at reset holds the CPUID signature: qemu64 versus max.
+    assert!(
+        text.contains(
+            "value   cpu (0)/env.regs[2]: 0x0000000000060fb1 -> 0x0000000000000663  (rdx)"
+        ),
+        "{text}"
+    );
+    // -cpu max has the IA32_MISC_ENABLE MSR, sent in its own subsection.
+    assert!(text.contains("+  cpu/msr_ia32_misc_enable (subsection, version 1)"));
+    let changes = json_changes(&["--format", "json", "pc10-stopped.mig", "pc10-cpu-max.mig"]);
+    let added = changes
+        .iter()
+        .find(|c| c["kind"] == "subsection_added")
+        .unwrap();
+    assert_eq!(added["path"], "cpu/msr_ia32_misc_enable");
 }

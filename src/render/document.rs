@@ -10,6 +10,7 @@ use xxhash_rust::xxh3::Xxh3;
 
 use super::{format_value, hex_bytes, INLINE_BYTES};
 use crate::diff::{device_name, subject};
+use crate::explain;
 use crate::filter::Filter;
 use crate::tree::{Dump, Node, Struct, Value};
 
@@ -78,49 +79,52 @@ pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
             continue;
         }
         lines.push(format!("[{name}] version {}", device.version_id));
-        struct_lines(&device.body, "", &name, filter, &mut lines);
+        let ctx = Ctx {
+            idstr: &device.idstr,
+            device: &name,
+            filter,
+        };
+        struct_lines(&device.body, "", &ctx, &mut lines);
     }
     lines
 }
 
-fn struct_lines(s: &Struct, prefix: &str, device: &str, filter: &Filter, lines: &mut Vec<String>) {
+/// Where the lines being written belong.
+struct Ctx<'a> {
+    idstr: &'a str,
+    /// Display name, `cpu (0)`.
+    device: &'a str,
+    filter: &'a Filter,
+}
+
+fn struct_lines(s: &Struct, prefix: &str, ctx: &Ctx<'_>, lines: &mut Vec<String>) {
     for node in &s.fields {
-        node_lines(
-            node,
-            &format!("{prefix}{}", node.name),
-            device,
-            filter,
-            lines,
-        );
+        node_lines(node, &format!("{prefix}{}", node.name), ctx, lines);
     }
     for sub in &s.subsections {
         let sub_prefix = crate::tree::subsection_prefix(prefix, &sub.body.vmsd_name);
-        if filter.is_match(&subject(device, sub_prefix.trim_end_matches('/'))) {
+        let sub_path = sub_prefix.trim_end_matches('/');
+        if ctx.filter.is_match(&subject(ctx.device, sub_path)) {
             continue;
         }
-        lines.push(format!(
-            "  {} (subsection, version {})",
-            sub_prefix.trim_end_matches('/'),
-            sub.body.version.unwrap_or(0)
-        ));
-        struct_lines(&sub.body, &sub_prefix, device, filter, lines);
+        let version = sub.body.version.unwrap_or(0);
+        lines.push(format!("  {sub_path} (subsection, version {version})"));
+        struct_lines(&sub.body, &sub_prefix, ctx, lines);
     }
 }
 
-fn node_lines(node: &Node, path: &str, device: &str, filter: &Filter, lines: &mut Vec<String>) {
-    let subject = subject(device, path);
+fn node_lines(node: &Node, path: &str, ctx: &Ctx<'_>, lines: &mut Vec<String>) {
+    let subject = subject(ctx.device, path);
     match &node.value {
-        Value::Struct(s) => {
-            struct_lines(s, &crate::tree::child_prefix(path), device, filter, lines)
-        }
+        Value::Struct(s) => struct_lines(s, &crate::tree::child_prefix(path), ctx, lines),
         Value::Array(items) => {
             for (i, item) in items.iter().enumerate() {
-                node_lines(item, &format!("{path}[{i}]"), device, filter, lines);
+                node_lines(item, &format!("{path}[{i}]"), ctx, lines);
             }
         }
-        _ if filter.is_match(&subject) => {}
+        _ if ctx.filter.is_match(&subject) => {}
         Value::Bytes(bytes) => {
-            let mask = filter.byte_mask(&subject);
+            let mask = ctx.filter.byte_mask(&subject);
             if bytes.len() <= INLINE_BYTES {
                 lines.push(format!("  {path} = {}", masked_hex(bytes, 0, &mask)));
                 return;
@@ -132,8 +136,25 @@ fn node_lines(node: &Node, path: &str, device: &str, filter: &Filter, lines: &mu
                 lines.push(format!("  {path} +{start:#06x}: {hex}"));
             }
         }
-        _ => lines.push(format!("  {path} = {}", format_value(node))),
+        value => {
+            let text = format!("  {path} = {}", format_value(node));
+            match annotation(ctx.idstr, path, value) {
+                Some(note) => lines.push(format!("{text}  # {note}")),
+                None => lines.push(text),
+            }
+        }
     }
+}
+
+/// What a value means, for fields [`explain`] knows. Only facts about this value, never
+/// about other fields (not liveness), so an annotation changes only when its line does.
+fn annotation(idstr: &str, path: &str, value: &Value) -> Option<String> {
+    let raw = match *value {
+        Value::Uint { value, .. } => value,
+        Value::Int { value, .. } => value as u64,
+        _ => return None,
+    };
+    explain::value_meaning(idstr, path, raw)
 }
 
 /// Hex bytes, with bytes inside `mask` (offsets from `base`) shown as `..`.

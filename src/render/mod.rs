@@ -2,6 +2,7 @@
 //! or compares. Colour is a parameter, never detected here.
 
 pub mod document;
+pub mod junit;
 pub mod report;
 pub mod unified;
 

@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use super::{Paint, Style};
 use crate::diff::{Change, ChangeClass, ChangeKind};
+use crate::gate::{AllowList, AllowRule, GateResult};
 
 /// Counts by class, for the verdict line, the summary and JSON.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -17,12 +18,18 @@ pub struct Counts {
     pub values: usize,
     pub ram: usize,
     pub ignored: usize,
+    /// Differences an allow-list rule allowed.
+    pub allowed: usize,
+    /// Allow-list rules that allowed nothing.
+    pub stale_rules: usize,
 }
 
 impl Counts {
-    pub fn of(changes: &[Change], ignored: usize) -> Counts {
+    pub fn of(changes: &[Change], ignored: usize, allowed: usize, stale_rules: usize) -> Counts {
         let mut c = Counts {
             ignored,
+            allowed,
+            stale_rules,
             ..Counts::default()
         };
         for change in changes {
@@ -60,10 +67,22 @@ impl Counts {
             1 => format!("1 difference: {}", parts.join(", ")),
             n => format!("{n} differences: {}", parts.join(", ")),
         };
+        let mut tail = Vec::new();
         if self.ignored > 0 {
-            format!("{head}; {} ignored", self.ignored)
-        } else {
+            tail.push(format!("{} ignored", self.ignored));
+        }
+        if self.allowed > 0 {
+            tail.push(format!("{} allowed", self.allowed));
+        }
+        match self.stale_rules {
+            0 => {}
+            1 => tail.push("1 stale allow rule".into()),
+            n => tail.push(format!("{n} stale allow rules")),
+        }
+        if tail.is_empty() {
             head
+        } else {
+            format!("{head}; {}", tail.join(", "))
         }
     }
 }
@@ -116,35 +135,67 @@ fn byte_ranges(ranges: &[(u64, u64)]) -> String {
     parts.join(", ")
 }
 
-/// The lines printed above the unified diff: the verdict, then every change that is not a
-/// plain value change, each marked by its class.
+/// The lines printed above the unified diff: the verdict, every change that is not a plain
+/// value change (each marked by its class), then what an allow-list allowed and its stale
+/// rules.
 pub fn write_preamble(
     w: &mut dyn Write,
     changes: &[Change],
+    gate: Option<(&GateResult, &AllowList)>,
     counts: &Counts,
     style: Style,
 ) -> io::Result<()> {
-    writeln!(
-        w,
-        "{}",
-        style.paint(Paint::Header, &format!("migdiff: {}", counts.verdict()))
-    )?;
-    for change in changes.iter().filter(|c| c.class != ChangeClass::Value) {
-        let class = match change.class {
-            ChangeClass::Stream => "stream",
-            ChangeClass::Device => "device",
-            ChangeClass::Schema => "schema",
-            ChangeClass::Ram => "ram",
-            ChangeClass::Value => "value",
-        };
+    let header = format!("migdiff: {}", counts.verdict());
+    writeln!(w, "{}", style.paint(Paint::Header, &header))?;
+    let mut line = |tag: &str, text: String| {
         writeln!(
             w,
-            "{} {}",
-            style.paint(Paint::Note, &format!("{class:<6}")),
-            describe(change)
-        )?;
+            "{} {text}",
+            style.paint(Paint::Note, &format!("{tag:<7}"))
+        )
+    };
+    for change in changes.iter().filter(|c| c.class != ChangeClass::Value) {
+        line(class_name(change.class), describe(change))?;
+    }
+    // Value changes are the hunks below; those migdiff can explain are listed here too.
+    for change in changes.iter().filter(|c| c.class == ChangeClass::Value) {
+        if let Some(meaning) = &change.meaning {
+            line("value", format!("{}  ({meaning})", describe(change)))?;
+        }
+    }
+    if let Some((gate, allow)) = gate {
+        for (change, rule) in &gate.allowed {
+            let why = allow.rules.get(*rule).map(rule_label).unwrap_or_default();
+            line("allowed", format!("{} [{why}]", describe(change)))?;
+        }
+        for rule in &gate.stale {
+            if let Some(r) = allow.rules.get(*rule) {
+                line(
+                    "stale",
+                    format!("{} [{}]: allowed nothing", r.pattern, rule_label(r)),
+                )?;
+            }
+        }
     }
     Ok(())
+}
+
+/// `line 3: BIOS ran`, or `line 3` for a rule without a reason.
+pub fn rule_label(rule: &AllowRule) -> String {
+    match &rule.reason {
+        Some(reason) => format!("line {}: {reason}", rule.line),
+        None => format!("line {}", rule.line),
+    }
+}
+
+fn class_name(class: ChangeClass) -> &'static str {
+    match class {
+        ChangeClass::Stream => "stream",
+        ChangeClass::Device => "device",
+        ChangeClass::Schema => "schema",
+        ChangeClass::Ram => "ram",
+        ChangeClass::Value => "value",
+    }
 }
 
 /// `--format summary`: changes counted per device, then the verdict.
@@ -213,5 +264,15 @@ pub struct DiffDocument<'a> {
     pub new: &'a InputInfo,
     pub identical: bool,
     pub counts: Counts,
+    /// Differences that fail: not ignored, not allowed.
     pub changes: &'a [Change],
+    pub allowed: Vec<AllowedChange<'a>>,
+    pub stale_rules: Vec<&'a AllowRule>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct AllowedChange<'a> {
+    #[serde(flatten)]
+    pub change: &'a Change,
+    pub rule: &'a AllowRule,
 }
