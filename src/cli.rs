@@ -6,14 +6,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use migdiff::diff::{device_name, diff_dumps, Change};
+use migdiff::diff::{device_name, diff_dumps, Change, ChangeClass, ChangeKind};
+use migdiff::export::{is_json, json_kind, Export, JsonKind};
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use migdiff::gate::{AllowList, GateResult};
 use migdiff::input::{Container, Input};
+use migdiff::render::attachment::{write_html, write_markdown, Report};
 use migdiff::render::document::document;
 use migdiff::render::junit::write_junit;
 use migdiff::render::report::{self, AllowedChange, Counts, DiffDocument, InputInfo};
-use migdiff::render::unified::{write_unified, Labels};
+use migdiff::render::unified::{hunks, write_unified, Hunk, Labels};
 use migdiff::render::Style;
 use migdiff::{stream, Device, Dump, Schema};
 
@@ -43,6 +45,16 @@ Examples:
 
   The decoded state of one dump (the text both sides of a diff are made from):
     migdiff show old.mig
+
+  Gate a QEMU update: fail only on differences not listed in the allow file:
+    migdiff --allow expected.allow --strict --format junit old.mig new.mig > junit.xml
+
+  Compare two machine types' device classes without booting (qemu -dump-vmstate FILE):
+    migdiff --schema-only vmstate-old.json vmstate-new.json
+
+  Attach to a bug report (no guest memory in either file):
+    migdiff export guest.mig -o guest-state.json
+    migdiff report old.mig new.mig --html -o report.html
 
 Exit status: 0 no differences, 1 differences, 2 trouble (unreadable or corrupt input).";
 
@@ -77,6 +89,16 @@ enum Command {
     /// The text form is the one `migdiff OLD NEW` diffs: one field per line, integers in
     /// hex padded to their size, long buffers as 16-byte rows with offsets.
     Show(ShowArgs),
+    /// Write one dump's decoded state as JSON, for a bug report.
+    ///
+    /// Device state is included in full; guest RAM only as per-page digests, never its
+    /// contents. migdiff accepts an export wherever it accepts a dump.
+    Export(ExportArgs),
+    /// Write a self-contained comparison report (Markdown, or HTML with --html).
+    ///
+    /// Holds migdiff's version, both inputs (name, size, sha256, machine type, vmdesc size),
+    /// the differences by device, the notes and the full diff. No guest memory.
+    Report(ReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -84,11 +106,37 @@ struct ShowArgs {
     /// The dump to decode (a file written by `migrate "exec:cat > FILE"` or `file:FILE`;
     /// `-` reads standard input).
     file: PathBuf,
-    /// Output format.
+    /// Output format (`json` is the export format).
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     format: ShowFormat,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct ExportArgs {
+    /// The dump to export.
+    file: PathBuf,
+    /// Where to write the JSON (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct ReportArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// One HTML file (no external assets) instead of Markdown.
+    #[arg(long)]
+    html: bool,
+    /// Where to write the report (default: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: Option<PathBuf>,
+    /// Lines of context around each change in the diff.
+    #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
+    context: usize,
 }
 
 #[derive(Args, Debug)]
@@ -99,26 +147,19 @@ struct CommonArgs {
     desc: Option<PathBuf>,
 }
 
+/// What to compare and which differences count: shared by the diff and `report`.
 #[derive(Args, Debug)]
-struct DiffArgs {
-    /// The reference dump.
+struct CompareArgs {
+    /// The reference: a dump, an export, or (with --schema-only) -dump-vmstate JSON.
     #[arg(value_name = "OLD", required = true)]
     old: Option<PathBuf>,
-    /// The dump compared with it.
+    /// What is compared with it.
     #[arg(value_name = "NEW", required = true)]
     new: Option<PathBuf>,
-    /// Output format.
-    #[arg(long, value_enum, default_value_t = DiffFormat::Unified)]
-    format: DiffFormat,
-    /// Lines of context around each change in the unified diff.
-    #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
-    context: usize,
-    /// When to colour the output. `auto`: only on a terminal, and never when NO_COLOR is set.
-    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
-    color: ColorChoice,
     /// Ignore differences whose path matches PATTERN (repeatable). Paths are matched as
     /// printed, `DEVICE (INSTANCE)/FIELD`; `*` matches anything, `/` included; brackets are
-    /// literal. Example: 'cpu (*)/env.tsc'.
+    /// literal; `@0x0-0x9` limits a pattern to those bytes of a buffer.
+    /// Example: 'cpu (*)/env.tsc'.
     #[arg(long, value_name = "PATTERN")]
     ignore: Vec<String>,
     /// Read more ignore patterns from FILE, one per line, `#` comments.
@@ -136,8 +177,27 @@ struct DiffArgs {
     /// With --allow: stale rules fail the gate too.
     #[arg(long, requires = "allow")]
     strict: bool,
+    /// Compare only the descriptions: device versions, field names, types, sizes, array
+    /// lengths and subsections, not values. Also reads two `-dump-vmstate` files.
+    #[arg(long)]
+    schema_only: bool,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct DiffArgs {
+    #[command(flatten)]
+    compare: CompareArgs,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = DiffFormat::Unified)]
+    format: DiffFormat,
+    /// Lines of context around each change in the unified diff.
+    #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
+    context: usize,
+    /// When to colour the output. `auto`: only on a terminal, and never when NO_COLOR is set.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -170,20 +230,32 @@ impl ColorChoice {
         let color = match self {
             ColorChoice::Always => true,
             ColorChoice::Never => false,
-            ColorChoice::Auto => {
-                io::stdout().is_terminal()
-                    && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
-                    && std::env::var("TERM").map_or(true, |t| t != "dumb")
-            }
+            ColorChoice::Auto => auto_color(
+                io::stdout().is_terminal(),
+                std::env::var_os("NO_COLOR").as_deref(),
+                std::env::var_os("TERM").as_deref(),
+            ),
         };
         Style { color }
     }
+}
+
+/// Colour on a terminal, unless NO_COLOR is set to anything non-empty (no-color.org) or
+/// the terminal is dumb.
+fn auto_color(
+    terminal: bool,
+    no_color: Option<&std::ffi::OsStr>,
+    term: Option<&std::ffi::OsStr>,
+) -> bool {
+    terminal && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
 }
 
 pub fn run() -> Result<Outcome> {
     let cli = Cli::parse();
     match cli.command {
         Some(Command::Show(args)) => show(&args),
+        Some(Command::Export(args)) => export(&args),
+        Some(Command::Report(args)) => report(&args),
         None => diff(&cli.diff),
     }
 }
@@ -194,7 +266,7 @@ fn load_desc(common: &CommonArgs) -> Result<Option<Schema>> {
     };
     let input = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
     let data = input.stream();
-    let schema = if data.first() == Some(&b'{') {
+    let schema = if is_json(data) {
         migdiff::vmdesc::parse(data, 0)
     } else {
         stream::schema_of(data)
@@ -204,18 +276,39 @@ fn load_desc(common: &CommonArgs) -> Result<Option<Schema>> {
         .with_context(|| format!("{}: taking the description", path.display()))
 }
 
-fn load(path: &Path, desc: Option<&Schema>) -> Result<Dump> {
-    let input = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let dump = stream::decode(input.stream(), desc).with_context(|| match &input.container {
-        Container::Raw => format!("{}", path.display()),
-        container => format!(
-            "{} ({container}; offsets count from the stream's start)",
-            path.display()
-        ),
-    })?;
-    if input.container != Container::Raw {
-        eprintln!("migdiff: note: {}: {}", path.display(), input.container);
-    }
+/// One decoded input, and how to describe it.
+struct Loaded {
+    dump: Dump,
+    info: InputInfo,
+    /// The stream's bytes and container, kept for exports.
+    input: Input,
+}
+
+/// What a caller needs from an input beyond the decoded dump.
+#[derive(Clone, Copy, Default)]
+struct LoadOptions {
+    /// Accept `-dump-vmstate` JSON (it has no values).
+    schema: bool,
+    /// Compute the stream's SHA-256 (reads every byte again).
+    hash: bool,
+}
+
+fn load(path: &Path, desc: Option<&Schema>, opts: LoadOptions) -> Result<Loaded> {
+    let name = path.display().to_string();
+    let input = Input::open(path).with_context(|| format!("reading {name}"))?;
+    let data = input.stream();
+    let (dump, container) = if is_json(data) {
+        load_json(data, &name, opts)?
+    } else {
+        let dump = stream::decode(data, desc).with_context(|| match &input.container {
+            Container::Raw => name.clone(),
+            container => format!("{name} ({container}; offsets count from the stream's start)"),
+        })?;
+        if input.container != Container::Raw {
+            eprintln!("migdiff: note: {name}: {}", input.container);
+        }
+        (dump, input.container.to_string())
+    };
     for w in &dump.warnings {
         let section = w
             .section
@@ -223,27 +316,91 @@ fn load(path: &Path, desc: Option<&Schema>) -> Result<Dump> {
             .map(|s| format!(" in section {s}"))
             .unwrap_or_default();
         eprintln!(
-            "migdiff: warning: {}: at byte {:#x}{section}: {}",
-            path.display(),
-            w.offset,
-            w.message
+            "migdiff: warning: {name}: at byte {:#x}{section}: {}",
+            w.offset, w.message
         );
     }
-    Ok(dump)
+    let info = InputInfo {
+        path: name,
+        size: data.len() as u64,
+        machine: dump.machine.clone(),
+        devices: dump.devices.len(),
+        vmdesc_bytes: dump.stream.vmdesc_len,
+        container,
+        sha256: opts.hash.then(|| migdiff::export::sha256_hex(data)),
+    };
+    Ok(Loaded { dump, info, input })
+}
+
+/// A JSON input: an export (a dump), or with `--schema-only` a `-dump-vmstate` file.
+fn load_json(data: &[u8], name: &str, opts: LoadOptions) -> Result<(Dump, String)> {
+    let json: serde_json::Value = serde_json::from_slice(data)
+        .with_context(|| format!("{name}: not a migration stream, and not valid JSON"))?;
+    match json_kind(&json) {
+        JsonKind::Export => {
+            let export: Export = serde_json::from_value(json)
+                .with_context(|| format!("{name}: bad migdiff export"))?;
+            let container = format!("migdiff export of {}", export.source.path);
+            Ok((export.dump, container))
+        }
+        JsonKind::DumpVmstate if opts.schema => {
+            let dump = migdiff::vmstate_dump::dump_from_vmstate(&json)
+                .map_err(|e| anyhow::anyhow!("{name}: bad -dump-vmstate file: {e}"))?;
+            Ok((dump, "-dump-vmstate description".into()))
+        }
+        JsonKind::DumpVmstate => {
+            anyhow::bail!("{name} is -dump-vmstate output: it has descriptions but no state; compare two of them with --schema-only")
+        }
+        JsonKind::Vmdesc => {
+            anyhow::bail!("{name} is a vmdesc (a description without state): pass it with --desc for a dump that lacks one")
+        }
+        JsonKind::Unknown => {
+            anyhow::bail!("{name}: JSON, but not a migdiff export or -dump-vmstate file")
+        }
+    }
+}
+
+fn output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
+    Ok(match path {
+        Some(p) => Box::new(BufWriter::new(
+            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
+        )),
+        None => Box::new(BufWriter::new(io::stdout().lock())),
+    })
+}
+
+fn export_of(loaded: Loaded) -> Export {
+    if let Some(container) = loaded.info.container.strip_prefix("migdiff export of ") {
+        // Re-exporting an export keeps the original source.
+        let mut export = Export::new(
+            loaded.dump,
+            &loaded.info.path,
+            loaded.input.stream(),
+            String::new(),
+        );
+        export.source.container = format!("migdiff export of {container}");
+        return export;
+    }
+    Export::new(
+        loaded.dump,
+        &loaded.info.path,
+        loaded.input.stream(),
+        loaded.info.container,
+    )
 }
 
 fn show(args: &ShowArgs) -> Result<Outcome> {
     let desc = load_desc(&args.common)?;
-    let dump = load(&args.file, desc.as_ref())?;
+    let loaded = load(&args.file, desc.as_ref(), LoadOptions::default())?;
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Text => {
-            for line in document(&dump, &Filter::none()) {
+            for line in document(&loaded.dump, &Filter::none()) {
                 writeln!(out, "{line}")?;
             }
         }
         ShowFormat::Json => {
-            serde_json::to_writer_pretty(&mut out, &dump)?;
+            serde_json::to_writer_pretty(&mut out, &export_of(loaded))?;
             writeln!(out)?;
         }
     }
@@ -251,7 +408,17 @@ fn show(args: &ShowArgs) -> Result<Outcome> {
     Ok(Outcome::Same)
 }
 
-fn ignore_filter(args: &DiffArgs) -> Result<Filter> {
+fn export(args: &ExportArgs) -> Result<Outcome> {
+    let desc = load_desc(&args.common)?;
+    let loaded = load(&args.file, desc.as_ref(), LoadOptions::default())?;
+    let mut out = output(&args.output)?;
+    serde_json::to_writer(&mut out, &export_of(loaded))?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(Outcome::Same)
+}
+
+fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
     let mut patterns: Vec<String> = Vec::new();
     if !args.no_default_ignores {
         patterns.extend(DEFAULT_IGNORES.iter().map(|s| s.to_string()));
@@ -265,17 +432,49 @@ fn ignore_filter(args: &DiffArgs) -> Result<Filter> {
     Ok(Filter::new(&patterns)?)
 }
 
-fn info(path: &Path, dump: &Dump) -> InputInfo {
-    InputInfo {
-        path: path.display().to_string(),
-        size: dump.stream.size,
-        machine: dump.machine.clone(),
-        devices: dump.devices.len(),
-        vmdesc_bytes: dump.stream.vmdesc_len,
+/// Two inputs decoded and compared, the differences sorted by ignores and allow rules.
+struct Comparison {
+    old: Loaded,
+    new: Loaded,
+    filter: Filter,
+    allow: Option<AllowList>,
+    gate: GateResult,
+    counts: Counts,
+}
+
+impl Comparison {
+    fn labels(&self) -> Labels<'_> {
+        Labels {
+            old: &self.old.info.path,
+            new: &self.new.info.path,
+        }
+    }
+
+    fn notes(&self) -> Vec<(&'static str, String)> {
+        let gated = self.allow.as_ref().map(|list| (&self.gate, list));
+        report::notes(&self.gate.failing, gated)
+    }
+
+    /// Hunks of the two normalized documents; none when nothing fails the comparison.
+    fn hunks(&self, context: usize) -> Vec<Hunk> {
+        if self.gate.failing.is_empty() {
+            return Vec::new();
+        }
+        let old = document(&self.old.dump, &self.filter);
+        let new = document(&self.new.dump, &self.filter);
+        hunks(&old, &new, context)
+    }
+
+    fn outcome(&self, strict: bool) -> Outcome {
+        if self.gate.failing.is_empty() && !(strict && !self.gate.stale.is_empty()) {
+            Outcome::Same
+        } else {
+            Outcome::Different
+        }
     }
 }
 
-fn diff(args: &DiffArgs) -> Result<Outcome> {
+fn compare(args: &CompareArgs, hash: bool) -> Result<Comparison> {
     let (Some(old_path), Some(new_path)) = (&args.old, &args.new) else {
         anyhow::bail!("need two dumps: migdiff OLD NEW (see --help)");
     };
@@ -289,15 +488,30 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
         None => None,
     };
     let desc = load_desc(&args.common)?;
+    let opts = LoadOptions {
+        schema: args.schema_only,
+        hash,
+    };
     let (old, new) = rayon::join(
-        || load(old_path, desc.as_ref()),
-        || load(new_path, desc.as_ref()),
+        || load(old_path, desc.as_ref(), opts),
+        || load(new_path, desc.as_ref(), opts),
     );
-    let (old, new) = (old?, new?);
-
-    let (kept, ignored): (Vec<Change>, Vec<Change>) = diff_dumps(&old, &new)
-        .into_iter()
-        .partition(|c| !filter.ignores(c));
+    let (mut old, mut new) = (old?, new?);
+    if args.schema_only {
+        old.dump = old.dump.without_values();
+        new.dump = new.dump.without_values();
+    }
+    let mut changes = diff_dumps(&old.dump, &new.dump);
+    if args.schema_only {
+        // Without values, what remains is all description: array lengths and subsection
+        // sets included.
+        for change in changes.iter_mut().filter(|c| c.class == ChangeClass::Value) {
+            change.class = ChangeClass::Schema;
+        }
+        changes.retain(|c| c.kind != ChangeKind::RamPages);
+    }
+    let (kept, ignored): (Vec<Change>, Vec<Change>) =
+        changes.into_iter().partition(|c| !filter.ignores(c));
     let gate = match &allow {
         Some(list) => list.apply(kept),
         None => GateResult {
@@ -311,44 +525,54 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
         gate.allowed.len(),
         gate.stale.len(),
     );
+    Ok(Comparison {
+        old,
+        new,
+        filter,
+        allow,
+        gate,
+        counts,
+    })
+}
+
+fn diff(args: &DiffArgs) -> Result<Outcome> {
+    let cmp = compare(&args.compare, false)?;
     let style = args.color.style();
-    let labels = Labels {
-        old: &old_path.display().to_string(),
-        new: &new_path.display().to_string(),
-    };
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         DiffFormat::Unified => {
-            let gated = allow.as_ref().map(|list| (&gate, list));
-            if !gate.failing.is_empty() || !gate.allowed.is_empty() || !gate.stale.is_empty() {
-                report::write_preamble(&mut out, &gate.failing, gated, &counts, style)?;
+            let notes = cmp.notes();
+            if !cmp.gate.failing.is_empty() || !notes.is_empty() {
+                report::write_preamble(&mut out, &notes, &cmp.counts, style)?;
             }
-            if !gate.failing.is_empty() {
-                let (old_doc, new_doc) = (document(&old, &filter), document(&new, &filter));
-                write_unified(&mut out, &labels, &old_doc, &new_doc, args.context, style)?;
-            }
+            write_unified(&mut out, &cmp.labels(), &cmp.hunks(args.context), style)?;
         }
-        DiffFormat::Summary => report::write_summary(&mut out, &gate.failing, &counts, style)?,
+        DiffFormat::Summary => {
+            report::write_summary(&mut out, &cmp.gate.failing, &cmp.counts, style)?
+        }
         DiffFormat::Json => {
             let doc = DiffDocument {
                 migdiff: env!("CARGO_PKG_VERSION"),
-                old: &info(old_path, &old),
-                new: &info(new_path, &new),
-                identical: gate.failing.is_empty(),
-                counts,
-                changes: &gate.failing,
-                allowed: gate
+                old: &cmp.old.info,
+                new: &cmp.new.info,
+                identical: cmp.gate.failing.is_empty(),
+                counts: cmp.counts,
+                changes: &cmp.gate.failing,
+                allowed: cmp
+                    .gate
                     .allowed
                     .iter()
                     .filter_map(|(change, i)| {
-                        let rule = allow.as_ref()?.rules.get(*i)?;
+                        let rule = cmp.allow.as_ref()?.rules.get(*i)?;
                         Some(AllowedChange { change, rule })
                     })
                     .collect(),
-                stale_rules: allow
+                stale_rules: cmp
+                    .allow
                     .as_ref()
                     .map(|list| {
-                        gate.stale
+                        cmp.gate
+                            .stale
                             .iter()
                             .filter_map(|&i| list.rules.get(i))
                             .collect()
@@ -359,17 +583,41 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
             writeln!(out)?;
         }
         DiffFormat::Junit => {
+            let labels = cmp.labels();
             let suite = format!("{} -> {}", labels.old, labels.new);
-            write_junit(&mut out, &suite, &device_names(&old, &new), &gate)?;
+            write_junit(
+                &mut out,
+                &suite,
+                &device_names(&cmp.old.dump, &cmp.new.dump),
+                &cmp.gate,
+            )?;
         }
     }
     out.flush()?;
-    let stale_fails = args.strict && !gate.stale.is_empty();
-    Ok(if gate.failing.is_empty() && !stale_fails {
-        Outcome::Same
+    Ok(cmp.outcome(args.compare.strict))
+}
+
+fn report(args: &ReportArgs) -> Result<Outcome> {
+    let cmp = compare(&args.compare, true)?;
+    let notes = cmp.notes();
+    let hunks = cmp.hunks(args.context);
+    let report = Report {
+        labels: cmp.labels(),
+        old: &cmp.old.info,
+        new: &cmp.new.info,
+        counts: &cmp.counts,
+        changes: &cmp.gate.failing,
+        notes: &notes,
+        hunks: &hunks,
+    };
+    let mut out = output(&args.output)?;
+    if args.html {
+        write_html(&mut out, &report)?;
     } else {
-        Outcome::Different
-    })
+        write_markdown(&mut out, &report)?;
+    }
+    out.flush()?;
+    Ok(cmp.outcome(args.compare.strict))
 }
 
 /// `stream`, `ram`, then every device of either dump in normalized order.
@@ -381,4 +629,19 @@ fn device_names(old: &Dump, new: &Dump) -> Vec<String> {
     devices.dedup_by(|a, b| a.idstr == b.idstr && a.instance_id == b.instance_id);
     names.extend(devices.into_iter().map(device_name));
     names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auto_color;
+    use std::ffi::OsStr;
+
+    #[test]
+    fn colour_auto_follows_terminal_no_color_and_term() {
+        assert!(auto_color(true, None, Some(OsStr::new("xterm"))));
+        assert!(!auto_color(false, None, None));
+        assert!(!auto_color(true, Some(OsStr::new("1")), None));
+        assert!(auto_color(true, Some(OsStr::new("")), None));
+        assert!(!auto_color(true, None, Some(OsStr::new("dumb"))));
+    }
 }

@@ -155,7 +155,10 @@ fn device_change(d: &Device, kind: ChangeKind) -> Change {
         old_offset,
         new_offset,
         ranges: Vec::new(),
-        note: Some(format!("version {}, {} bytes", d.version_id, d.len)),
+        note: Some(match d.len {
+            0 => format!("version {}", d.version_id),
+            len => format!("version {}, {len} bytes", d.version_id),
+        }),
         meaning: None,
     }
 }
@@ -219,6 +222,14 @@ struct Ctx<'o> {
 
 impl Ctx<'_> {
     fn push(&mut self, kind: ChangeKind, path: &str, old: Option<&Node>, new: Option<&Node>) {
+        // An added or removed field is described by its type and size.
+        let shape = match (kind, old.or(new)) {
+            (ChangeKind::FieldAdded | ChangeKind::FieldRemoved, Some(n)) => {
+                let unit = if n.len == 1 { "byte" } else { "bytes" };
+                Some(format!("{}, {} {unit}", n.type_name, n.len))
+            }
+            _ => None,
+        };
         self.out.push(Change {
             device: self.device.clone(),
             path: path.to_string(),
@@ -229,7 +240,7 @@ impl Ctx<'_> {
             old_offset: old.map(|n| n.offset),
             new_offset: new.map(|n| n.offset),
             ranges: Vec::new(),
-            note: None,
+            note: shape,
             meaning: None,
         });
     }

@@ -21,6 +21,7 @@ pub mod decode;
 pub mod diff;
 pub mod error;
 pub mod explain;
+pub mod export;
 pub mod filter;
 pub mod gate;
 mod hex;
@@ -31,6 +32,7 @@ pub mod render;
 pub mod stream;
 pub mod tree;
 pub mod vmdesc;
+pub mod vmstate_dump;
 
 pub use error::{ErrorKind, ParseError, SectionRef};
 pub use tree::{Device, Dump, Node, Struct, Value};

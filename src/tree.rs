@@ -81,6 +81,39 @@ impl Dump {
     }
 }
 
+impl Dump {
+    /// The same dump with every value blanked, keeping names, types, sizes, array lengths,
+    /// subsections, versions and RAM block sizes: what `--schema-only` compares.
+    pub fn without_values(&self) -> Dump {
+        let mut dump = self.clone();
+        for device in &mut dump.devices {
+            blank_struct(&mut device.body);
+        }
+        for block in &mut dump.ram {
+            block.pages.clear();
+            (block.zero_pages, block.data_pages, block.opaque_pages) = (0, 0, 0);
+        }
+        dump
+    }
+}
+
+fn blank_struct(s: &mut Struct) {
+    for node in &mut s.fields {
+        blank_node(node);
+    }
+    for sub in &mut s.subsections {
+        blank_struct(&mut sub.body);
+    }
+}
+
+fn blank_node(node: &mut Node) {
+    match &mut node.value {
+        Value::Struct(s) => blank_struct(s),
+        Value::Array(items) => items.iter_mut().for_each(blank_node),
+        value => *value = Value::Bytes(Vec::new()),
+    }
+}
+
 impl Device {
     pub fn key(&self) -> SectionRef {
         SectionRef {

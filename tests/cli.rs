@@ -182,9 +182,9 @@ fn show_prints_the_tree_and_json_round_trips() {
     assert_eq!(code, 0);
     insta::assert_snapshot!(text);
     let (_, json, _) = run(&["show", "--format", "json", "pc72-qemu72.mig"]);
-    let dump: migdiff::Dump = serde_json::from_str(&json).unwrap();
+    let export: migdiff::export::Export = serde_json::from_str(&json).unwrap();
     let data = std::fs::read(fixture("pc72-qemu72.mig")).unwrap();
-    assert_eq!(dump, migdiff::stream::decode(&data, None).unwrap());
+    assert_eq!(export.dump, migdiff::stream::decode(&data, None).unwrap());
 }
 
 #[test]

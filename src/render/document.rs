@@ -125,7 +125,9 @@ fn node_lines(node: &Node, path: &str, ctx: &Ctx<'_>, lines: &mut Vec<String>) {
         _ if ctx.filter.is_match(&subject) => {}
         Value::Bytes(bytes) => {
             let mask = ctx.filter.byte_mask(&subject);
-            if bytes.len() <= INLINE_BYTES {
+            if bytes.is_empty() {
+                lines.push(format!("  {path} = {}", format_value(node)));
+            } else if bytes.len() <= INLINE_BYTES {
                 lines.push(format!("  {path} = {}", masked_hex(bytes, 0, &mask)));
                 return;
             }

@@ -1,6 +1,7 @@
 //! Output: every function here takes decoded data and writes text; nothing here decodes
 //! or compares. Colour is a parameter, never detected here.
 
+pub mod attachment;
 pub mod document;
 pub mod junit;
 pub mod report;
@@ -55,6 +56,10 @@ pub fn format_value(node: &Node) -> String {
             format!("{} ({value})", hex(raw, *size))
         }
         Value::Int { value, size } => hex(*value as u64, *size),
+        // A value blanked for --schema-only: its shape is all there is.
+        Value::Bytes(b) if b.is_empty() && node.len > 0 => {
+            format!("({}, {} bytes)", node.type_name, node.len)
+        }
         Value::Bytes(b) if b.len() <= INLINE_BYTES => hex_bytes(b),
         Value::Bytes(b) => format!("{} bytes", b.len()),
         Value::Text(t) => format!("{t:?}"),

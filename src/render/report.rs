@@ -98,8 +98,8 @@ pub fn describe(change: &Change) -> String {
         ChangeKind::DeviceAdded => format!("{at}: only in new ({note})"),
         ChangeKind::DeviceRemoved => format!("{at}: only in old ({note})"),
         ChangeKind::VersionChanged => format!("{at}: version {old} -> {new}"),
-        ChangeKind::FieldAdded => format!("{at}: field added ({new})"),
-        ChangeKind::FieldRemoved => format!("{at}: field removed (was {old})"),
+        ChangeKind::FieldAdded => format!("{at}: field added ({note}{})", value_suffix(new)),
+        ChangeKind::FieldRemoved => format!("{at}: field removed ({note}{})", value_suffix(old)),
         ChangeKind::FieldRenamed => format!("{at}: {note}"),
         ChangeKind::TypeChanged => format!("{at}: {note}"),
         ChangeKind::SubsectionAdded => format!("{at}: subsection only in new"),
@@ -121,6 +121,16 @@ pub fn describe(change: &Change) -> String {
     }
 }
 
+/// ` = 0x01` after a field's shape; nothing for a value-less (schema-only) field or a long
+/// buffer, whose value text only repeats its size.
+fn value_suffix(value: &str) -> String {
+    if value.is_empty() || value.ends_with(" bytes") {
+        String::new()
+    } else {
+        format!(" = {value}")
+    }
+}
+
 /// `0x0-0x1fff, 0x5000-0x5fff`: inclusive ends, as people write memory ranges.
 fn byte_ranges(ranges: &[(u64, u64)]) -> String {
     const SHOWN: usize = 8;
@@ -135,47 +145,52 @@ fn byte_ranges(ranges: &[(u64, u64)]) -> String {
     parts.join(", ")
 }
 
-/// The lines printed above the unified diff: the verdict, every change that is not a plain
-/// value change (each marked by its class), then what an allow-list allowed and its stale
-/// rules.
-pub fn write_preamble(
-    w: &mut dyn Write,
+/// Notes about a comparison, each with its tag: every change that is not a plain value
+/// change (tagged by class), value changes migdiff can explain, then what an allow-list
+/// allowed and its stale rules.
+pub fn notes(
     changes: &[Change],
     gate: Option<(&GateResult, &AllowList)>,
-    counts: &Counts,
-    style: Style,
-) -> io::Result<()> {
-    let header = format!("migdiff: {}", counts.verdict());
-    writeln!(w, "{}", style.paint(Paint::Header, &header))?;
-    let mut line = |tag: &str, text: String| {
-        writeln!(
-            w,
-            "{} {text}",
-            style.paint(Paint::Note, &format!("{tag:<7}"))
-        )
-    };
+) -> Vec<(&'static str, String)> {
+    let mut notes = Vec::new();
     for change in changes.iter().filter(|c| c.class != ChangeClass::Value) {
-        line(class_name(change.class), describe(change))?;
+        notes.push((class_name(change.class), describe(change)));
     }
-    // Value changes are the hunks below; those migdiff can explain are listed here too.
     for change in changes.iter().filter(|c| c.class == ChangeClass::Value) {
         if let Some(meaning) = &change.meaning {
-            line("value", format!("{}  ({meaning})", describe(change)))?;
+            notes.push(("value", format!("{}  ({meaning})", describe(change))));
         }
     }
     if let Some((gate, allow)) = gate {
         for (change, rule) in &gate.allowed {
             let why = allow.rules.get(*rule).map(rule_label).unwrap_or_default();
-            line("allowed", format!("{} [{why}]", describe(change)))?;
+            notes.push(("allowed", format!("{} [{why}]", describe(change))));
         }
-        for rule in &gate.stale {
-            if let Some(r) = allow.rules.get(*rule) {
-                line(
-                    "stale",
-                    format!("{} [{}]: allowed nothing", r.pattern, rule_label(r)),
-                )?;
-            }
+        for r in gate.stale.iter().filter_map(|&i| allow.rules.get(i)) {
+            notes.push((
+                "stale",
+                format!("{} [{}]: allowed nothing", r.pattern, rule_label(r)),
+            ));
         }
+    }
+    notes
+}
+
+/// The lines printed above the unified diff: the verdict, then the [`notes`].
+pub fn write_preamble(
+    w: &mut dyn Write,
+    notes: &[(&str, String)],
+    counts: &Counts,
+    style: Style,
+) -> io::Result<()> {
+    let header = format!("migdiff: {}", counts.verdict());
+    writeln!(w, "{}", style.paint(Paint::Header, &header))?;
+    for (tag, text) in notes {
+        writeln!(
+            w,
+            "{} {text}",
+            style.paint(Paint::Note, &format!("{tag:<7}"))
+        )?;
     }
     Ok(())
 }
@@ -198,13 +213,9 @@ fn class_name(class: ChangeClass) -> &'static str {
     }
 }
 
-/// `--format summary`: changes counted per device, then the verdict.
-pub fn write_summary(
-    w: &mut dyn Write,
-    changes: &[Change],
-    counts: &Counts,
-    style: Style,
-) -> io::Result<()> {
+/// Differences per device, in order of first appearance: presence (stream and device),
+/// schema, values, RAM.
+pub fn summary_rows(changes: &[Change]) -> Vec<(String, [usize; 4])> {
     let mut rows: Vec<(String, [usize; 4])> = Vec::new();
     for change in changes {
         let column = match change.class {
@@ -222,19 +233,24 @@ pub fn write_summary(
             }
         }
     }
+    rows
+}
+
+pub const SUMMARY_COLUMNS: [&str; 4] = ["presence", "schema", "values", "ram"];
+
+/// `--format summary`: the [`summary_rows`] as a table, then the verdict.
+pub fn write_summary(
+    w: &mut dyn Write,
+    changes: &[Change],
+    counts: &Counts,
+    style: Style,
+) -> io::Result<()> {
+    let rows = summary_rows(changes);
     if !rows.is_empty() {
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
-        writeln!(
-            w,
-            "{}",
-            style.paint(
-                Paint::Header,
-                &format!(
-                    "{:<width$}  {:>8} {:>7} {:>7} {:>5}",
-                    "device", "presence", "schema", "values", "ram"
-                )
-            )
-        )?;
+        let [p, s, v, r] = SUMMARY_COLUMNS;
+        let header = format!("{:<width$}  {p:>8} {s:>7} {v:>7} {r:>5}", "device");
+        writeln!(w, "{}", style.paint(Paint::Header, &header))?;
         for (device, [presence, schema, values, ram]) in &rows {
             writeln!(
                 w,
@@ -253,6 +269,11 @@ pub struct InputInfo {
     pub machine: Option<String>,
     pub devices: usize,
     pub vmdesc_bytes: Option<u64>,
+    /// What the input was: a raw stream, a compressed one, a libvirt image, an export, ...
+    pub container: String,
+    /// SHA-256 of the stream; computed for reports only (it reads every byte).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sha256: Option<String>,
 }
 
 /// `--format json` of a diff. The schema is documented in README.md; add fields, never

@@ -4,7 +4,7 @@
 use std::io::{self, Write};
 use std::time::{Duration, Instant};
 
-use similar::{capture_diff_slices_deadline, group_diff_ops, Algorithm, ChangeTag, DiffOp};
+use similar::{capture_diff_slices_deadline, group_diff_ops, Algorithm, ChangeTag};
 
 use super::{Paint, Style};
 
@@ -17,20 +17,57 @@ pub struct Labels<'a> {
     pub new: &'a str,
 }
 
-/// Writes the diff; returns whether there was any hunk.
+/// One hunk: its `@@ -a,b +c,d @@` range, the device it starts in, and its lines.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hunk {
+    pub range: String,
+    /// The `[device]` header line the hunk is in.
+    pub device: String,
+    pub lines: Vec<(ChangeTag, String)>,
+}
+
+/// The hunks of a line diff of two documents, with `context` lines around each change.
+pub fn hunks(old: &[String], new: &[String], context: usize) -> Vec<Hunk> {
+    let deadline = Instant::now() + DIFF_DEADLINE;
+    let ops = capture_diff_slices_deadline(Algorithm::Myers, old, new, Some(deadline));
+    let mut out = Vec::new();
+    for group in group_diff_ops(ops, context) {
+        let (Some(first), Some(last)) = (group.first(), group.last()) else {
+            continue;
+        };
+        let old_range = first.old_range().start..last.old_range().end;
+        let new_range = first.new_range().start..last.new_range().end;
+        let device = enclosing_header(old, old_range.start)
+            .or_else(|| enclosing_header(new, new_range.start))
+            .unwrap_or_default()
+            .to_string();
+        let lines = group
+            .iter()
+            .flat_map(|op| op.iter_changes(old, new))
+            .map(|change| (change.tag(), change.value()))
+            .collect();
+        out.push(Hunk {
+            range: format!(
+                "@@ -{} +{} @@",
+                hunk_range(&old_range),
+                hunk_range(&new_range)
+            ),
+            device,
+            lines,
+        });
+    }
+    out
+}
+
+/// Writes `--- OLD`, `+++ NEW` and the hunks; nothing when there are none.
 pub fn write_unified(
     w: &mut dyn Write,
     labels: &Labels<'_>,
-    old: &[String],
-    new: &[String],
-    context: usize,
+    hunks: &[Hunk],
     style: Style,
-) -> io::Result<bool> {
-    let deadline = Instant::now() + DIFF_DEADLINE;
-    let ops = capture_diff_slices_deadline(Algorithm::Myers, old, new, Some(deadline));
-    let groups = group_diff_ops(ops, context);
-    if groups.is_empty() {
-        return Ok(false);
+) -> io::Result<()> {
+    if hunks.is_empty() {
+        return Ok(());
     }
     writeln!(
         w,
@@ -42,43 +79,23 @@ pub fn write_unified(
         "{}",
         style.paint(Paint::Header, &format!("+++ {}", labels.new))
     )?;
-    for group in &groups {
-        let (Some(first), Some(last)) = (group.first(), group.last()) else {
-            continue;
-        };
-        let old_range = first.old_range().start..last.old_range().end;
-        let new_range = first.new_range().start..last.new_range().end;
-        let header = format!(
-            "@@ -{} +{} @@",
-            hunk_range(&old_range),
-            hunk_range(&new_range)
-        );
-        let device = enclosing_header(old, old_range.start)
-            .or_else(|| enclosing_header(new, new_range.start))
-            .unwrap_or_default();
-        writeln!(w, "{} {device}", style.paint(Paint::Hunk, &header))?;
-        for op in group {
-            write_op(w, op, old, new, style)?;
-        }
-    }
-    Ok(true)
-}
-
-fn write_op(
-    w: &mut dyn Write,
-    op: &DiffOp,
-    old: &[String],
-    new: &[String],
-    style: Style,
-) -> io::Result<()> {
-    for change in op.iter_changes(old, new) {
-        let text = change.value();
-        match change.tag() {
-            ChangeTag::Equal => writeln!(w, " {text}")?,
-            ChangeTag::Delete => {
-                writeln!(w, "{}", style.paint(Paint::Removed, &format!("-{text}")))?
+    for hunk in hunks {
+        writeln!(
+            w,
+            "{} {}",
+            style.paint(Paint::Hunk, &hunk.range),
+            hunk.device
+        )?;
+        for (tag, text) in &hunk.lines {
+            match tag {
+                ChangeTag::Equal => writeln!(w, " {text}")?,
+                ChangeTag::Delete => {
+                    writeln!(w, "{}", style.paint(Paint::Removed, &format!("-{text}")))?
+                }
+                ChangeTag::Insert => {
+                    writeln!(w, "{}", style.paint(Paint::Added, &format!("+{text}")))?
+                }
             }
-            ChangeTag::Insert => writeln!(w, "{}", style.paint(Paint::Added, &format!("+{text}")))?,
         }
     }
     Ok(())
@@ -131,7 +148,7 @@ mod tests {
             old: "a.mig",
             new: "b.mig",
         };
-        assert!(write_unified(&mut out, &labels, &old, &new, 1, Style::default()).unwrap());
+        write_unified(&mut out, &labels, &hunks(&old, &new, 1), Style::default()).unwrap();
         assert_eq!(
             String::from_utf8(out).unwrap(),
             "--- a.mig\n+++ b.mig\n@@ -3,3 +3,3 @@ [cpu (0)] version 12\n   a = 0x01\n-  b = 0x02\n+  b = 0x09\n   c = 0x03\n"
@@ -143,7 +160,8 @@ mod tests {
         let d = doc(&["[stream]"]);
         let mut out = Vec::new();
         let labels = Labels { old: "a", new: "b" };
-        assert!(!write_unified(&mut out, &labels, &d, &d, 3, Style::default()).unwrap());
+        assert!(hunks(&d, &d, 3).is_empty());
+        write_unified(&mut out, &labels, &[], Style::default()).unwrap();
         assert!(out.is_empty());
     }
 }

@@ -82,6 +82,21 @@ impl StreamBuilder {
         self.footer(id)
     }
 
+    /// A RAM section with one block of one page holding `page` (4096 bytes).
+    pub fn ram_page(mut self, block: &str, page: &[u8; 4096]) -> Self {
+        let id = self.section_header(0x01, "ram", 0, 4);
+        self.buf.extend_from_slice(&(4096u64 | 0x04).to_be_bytes());
+        self.buf.push(block.len() as u8);
+        self.buf.extend_from_slice(block.as_bytes());
+        self.buf.extend_from_slice(&4096u64.to_be_bytes());
+        self.buf.extend_from_slice(&0x08u64.to_be_bytes());
+        self.buf.push(block.len() as u8);
+        self.buf.extend_from_slice(block.as_bytes());
+        self.buf.extend_from_slice(page);
+        self.buf.extend_from_slice(&0x10u64.to_be_bytes());
+        self.footer(id)
+    }
+
     /// A FULL section: `body` bytes, described by the JSON field list `fields`, then a footer.
     pub fn device(mut self, idstr: &str, instance: u32, fields: &str, body: &[u8]) -> Self {
         let id = self.section_header(0x04, idstr, instance, 1);

@@ -1,0 +1,113 @@
+//! The export format: one decoded dump as self-contained JSON, for bug-report attachments.
+//!
+//! Guest RAM is present only as per-page xxh3 digests (runs of them), never as contents,
+//! so an export can be shared without leaking guest memory; device state (registers, PCI
+//! config, virtio queues) is included in full. migdiff reads an export wherever it reads a
+//! dump, so a maintainer can diff a user's attachment against a local dump.
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::tree::Dump;
+
+/// Version of the export layout; bumped only for changes old readers cannot skip.
+pub const EXPORT_VERSION: u32 = 1;
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Export {
+    /// Marks the file as an export and gives its layout version.
+    pub migdiff_export: u32,
+    /// migdiff version that wrote it.
+    pub migdiff: String,
+    pub source: Source,
+    pub dump: Dump,
+}
+
+/// The dump an export was made from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Source {
+    pub path: String,
+    /// Size and SHA-256 of the stream (after decompression).
+    pub size: u64,
+    pub sha256: String,
+    /// What the stream came wrapped in (`raw stream`, `gzip-compressed stream`, ...).
+    pub container: String,
+}
+
+impl Export {
+    pub fn new(dump: Dump, path: &str, stream: &[u8], container: String) -> Export {
+        Export {
+            migdiff_export: EXPORT_VERSION,
+            migdiff: env!("CARGO_PKG_VERSION").to_string(),
+            source: Source {
+                path: path.to_string(),
+                size: stream.len() as u64,
+                sha256: sha256_hex(stream),
+                container,
+            },
+            dump,
+        }
+    }
+}
+
+pub fn sha256_hex(data: &[u8]) -> String {
+    crate::hex::encode(&Sha256::digest(data))
+}
+
+/// What a JSON input is, told by its top-level keys.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonKind {
+    /// A migdiff export.
+    Export,
+    /// `qemu-system-* -dump-vmstate FILE` output.
+    DumpVmstate,
+    /// A vmdesc (the JSON QEMU appends to a stream): a description without state.
+    Vmdesc,
+    Unknown,
+}
+
+/// Whether `data` looks like JSON rather than a migration stream (which starts with QEVM).
+pub fn is_json(data: &[u8]) -> bool {
+    data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
+}
+
+pub fn json_kind(value: &serde_json::Value) -> JsonKind {
+    if value.get("migdiff_export").is_some() {
+        JsonKind::Export
+    } else if value.get("vmschkmachine").is_some() {
+        JsonKind::DumpVmstate
+    } else if value.get("devices").is_some() {
+        JsonKind::Vmdesc
+    } else {
+        JsonKind::Unknown
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sha256_of_nothing() {
+        assert_eq!(
+            sha256_hex(b""),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
+
+    #[test]
+    fn kinds_by_top_level_keys() {
+        let kind = |t: &str| json_kind(&serde_json::from_str(t).unwrap());
+        assert_eq!(kind(r#"{"migdiff_export": 1}"#), JsonKind::Export);
+        assert_eq!(
+            kind(r#"{"vmschkmachine": {"Name": "pc"}}"#),
+            JsonKind::DumpVmstate
+        );
+        assert_eq!(
+            kind(r#"{"page_size": 4096, "devices": []}"#),
+            JsonKind::Vmdesc
+        );
+        assert_eq!(kind("{}"), JsonKind::Unknown);
+        assert!(is_json(b"  \n{") && !is_json(b"QEVM"));
+    }
+}
