@@ -466,7 +466,8 @@ impl Comparison {
     }
 
     fn outcome(&self, strict: bool) -> Outcome {
-        if self.gate.failing.is_empty() && !(strict && !self.gate.stale.is_empty()) {
+        let stale_fails = strict && !self.gate.stale.is_empty();
+        if self.gate.failing.is_empty() && !stale_fails {
             Outcome::Same
         } else {
             Outcome::Different
