@@ -9,7 +9,6 @@ use serde::Serialize;
 use similar::{capture_diff_slices, Algorithm, DiffOp};
 
 use crate::explain;
-use crate::ram::page_digests;
 use crate::render::format_value;
 use crate::tree::{Device, Dump, Node, RamBlock, Struct, Value};
 
@@ -550,12 +549,12 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
             ));
             continue;
         }
-        let page = old.page_size;
-        let (od, nd) = (page_digests(o, page), page_digests(n, new.page_size));
+        let page = old.page_size.max(1);
+        let total = o.used_length / page;
         // Byte ranges within the block, whole pages at a time.
         let mut ranges: Vec<(u64, u64)> = Vec::new();
-        for (i, (a, b)) in od.iter().zip(&nd).enumerate() {
-            if a != b {
+        for i in 0..o.digests.len().max(n.digests.len()) {
+            if o.digest(i) != n.digest(i) {
                 let start = i as u64 * page;
                 match ranges.last_mut() {
                     Some(last) if last.1 == start => last.1 = start + page,
@@ -568,7 +567,7 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
             let mut change = ram_change(
                 o,
                 ChangeKind::RamPages,
-                Some(format!("{} pages", od.len())),
+                Some(format!("{total} pages")),
                 Some(pages.to_string()),
             );
             change.ranges = ranges;

@@ -17,7 +17,7 @@ use xxhash_rust::xxh3::xxh3_64;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::reader::Reader;
-use crate::tree::{PageRun, RamBlock, NOT_SENT, OPAQUE};
+use crate::tree::{RamBlock, NOT_SENT, OPAQUE};
 
 // RAM_SAVE_FLAG_* from migration/ram.h.
 const FLAG_ZERO: u64 = 0x002;
@@ -266,8 +266,14 @@ impl RamParser {
     pub fn finish(self) -> Vec<RamBlock> {
         self.blocks
             .into_iter()
-            .map(|b| RamBlock {
-                pages: runs(&b.digests),
+            .map(|mut b| RamBlock {
+                digests: {
+                    // Pages never sent at the end carry no information.
+                    while b.digests.last() == Some(&NOT_SENT) {
+                        b.digests.pop();
+                    }
+                    b.digests
+                },
                 name: b.name,
                 used_length: b.used_length,
                 addr: b.addr,
@@ -282,43 +288,6 @@ impl RamParser {
 /// Page digest; 0 and 1 are reserved for "never sent" and "opaque".
 fn digest(page: &[u8]) -> u64 {
     xxh3_64(page).max(OPAQUE + 1)
-}
-
-/// Run-length form of the digest list: real dumps are mostly long runs of zero pages.
-fn runs(digests: &[u64]) -> Vec<PageRun> {
-    let mut out: Vec<PageRun> = Vec::new();
-    for (i, &d) in digests.iter().enumerate() {
-        match out.last_mut() {
-            Some(run) if run.digest == d => run.count += 1,
-            _ => out.push(PageRun {
-                start: i as u64,
-                count: 1,
-                digest: d,
-            }),
-        }
-    }
-    out
-}
-
-/// Expands runs back to one digest per page over a block of `pages` pages.
-pub fn page_digests(block: &RamBlock, page_size: u64) -> Vec<u64> {
-    let pages = usize::try_from(block.used_length / page_size.max(1)).unwrap_or(0);
-    let mut out = Vec::new();
-    for run in &block.pages {
-        let (Ok(start), Ok(count)) = (usize::try_from(run.start), usize::try_from(run.count))
-        else {
-            continue;
-        };
-        let end = start.saturating_add(count).min(pages);
-        if out.len() < end {
-            out.resize(end, NOT_SENT);
-        }
-        if let Some(slots) = out.get_mut(start..end) {
-            slots.fill(run.digest);
-        }
-    }
-    out.resize(pages.max(out.len()), NOT_SENT);
-    out
 }
 
 #[cfg(test)]
@@ -365,11 +334,12 @@ mod tests {
         let blocks = p.finish();
         assert_eq!(blocks[0].zero_pages, 2);
         assert_eq!(blocks[0].data_pages, 1);
-        let digests = page_digests(&blocks[0], 4096);
-        assert_eq!(digests.len(), 4);
-        assert_eq!(digests[2], NOT_SENT);
-        assert_eq!(digests[0], digests[1]);
-        assert_ne!(digests[3], digests[0]);
+        let b = &blocks[0];
+        assert_eq!(b.digests.len(), 4);
+        assert_eq!(b.digest(2), NOT_SENT);
+        assert_eq!(b.digest(0), b.digest(1));
+        assert_ne!(b.digest(3), b.digest(0));
+        assert_eq!(b.digest(99), NOT_SENT);
     }
 
     #[test]

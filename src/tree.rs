@@ -90,7 +90,7 @@ impl Dump {
             blank_struct(&mut device.body);
         }
         for block in &mut dump.ram {
-            block.pages.clear();
+            block.digests.clear();
             (block.zero_pages, block.data_pages, block.opaque_pages) = (0, 0, 0);
         }
         dump
@@ -182,22 +182,74 @@ pub struct RamBlock {
     pub used_length: u64,
     /// Guest-physical address, only sent with the x-ignore-shared capability.
     pub addr: Option<u64>,
-    /// Runs of pages with the same digest; see [`PageRun`].
-    pub pages: Vec<PageRun>,
+    /// xxh3-64 digest of each page, by page index: 8 bytes a page, the only per-page state
+    /// migdiff keeps. Pages past the end were never sent. In JSON: runs of equal digests.
+    #[serde(rename = "pages", with = "digest_runs")]
+    pub digests: Vec<u64>,
     pub zero_pages: u64,
     pub data_pages: u64,
     /// Pages whose content cannot be known without guest memory (XBZRLE deltas).
     pub opaque_pages: u64,
 }
 
-/// `count` consecutive pages from page index `start` that share `digest`.
-/// Digest 0 means the page was never sent; other values are xxh3-64 of the page bytes.
+impl RamBlock {
+    /// The digest of page `index` ([`NOT_SENT`] past the pages that were sent).
+    pub fn digest(&self, index: usize) -> u64 {
+        self.digests.get(index).copied().unwrap_or(NOT_SENT)
+    }
+}
+
+/// `count` consecutive pages from page index `start` that share `digest`: the JSON form of
+/// [`RamBlock::digests`], compact for the long runs of zero pages real dumps have.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PageRun {
     pub start: u64,
     pub count: u64,
     #[serde(with = "hex_u64")]
     pub digest: u64,
+}
+
+/// The most pages a deserialized block may claim (1 TiB of 4 KiB pages): an export is
+/// input too, and its runs must not make us allocate without bound.
+const MAX_PAGES: u64 = 1 << 28;
+
+mod digest_runs {
+    use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
+
+    use super::{PageRun, MAX_PAGES, NOT_SENT};
+
+    pub fn serialize<S: Serializer>(digests: &[u64], s: S) -> Result<S::Ok, S::Error> {
+        let mut runs: Vec<PageRun> = Vec::new();
+        for (i, &d) in digests.iter().enumerate() {
+            match runs.last_mut() {
+                Some(run) if run.digest == d => run.count += 1,
+                _ => runs.push(PageRun {
+                    start: i as u64,
+                    count: 1,
+                    digest: d,
+                }),
+            }
+        }
+        runs.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u64>, D::Error> {
+        let runs = Vec::<PageRun>::deserialize(d)?;
+        let mut digests = Vec::new();
+        for run in runs {
+            let end = run.start.checked_add(run.count).filter(|&e| e <= MAX_PAGES);
+            let end = end.ok_or_else(|| D::Error::custom("page run beyond 2^28 pages"))?;
+            if run.start < digests.len() as u64 {
+                return Err(D::Error::custom("page runs overlap or are out of order"));
+            }
+            digests.resize(run.start as usize, NOT_SENT);
+            digests.resize(end as usize, run.digest);
+        }
+        while digests.last() == Some(&NOT_SENT) {
+            digests.pop();
+        }
+        Ok(digests)
+    }
 }
 
 /// Prefix for the fields of a struct stored at `path`: `env.segs[1]` → `env.segs[1].`.
@@ -209,34 +261,6 @@ pub fn child_prefix(path: &str) -> String {
 /// `("", "cpu/avx512")` → `cpu/avx512/`, so a field reads `cpu/avx512/env.opmask_regs[0]`.
 pub fn subsection_prefix(prefix: &str, name: &str) -> String {
     format!("{prefix}{name}/")
-}
-
-impl Struct {
-    /// Calls `visit(path, node)` for every leaf value (not struct or array), depth first, in
-    /// stream order; subsections after the fields.
-    pub fn walk_leaves<'t>(&'t self, prefix: &str, visit: &mut dyn FnMut(&str, &'t Node)) {
-        for node in &self.fields {
-            node.walk_leaves(&format!("{prefix}{}", node.name), visit);
-        }
-        for sub in &self.subsections {
-            sub.body
-                .walk_leaves(&subsection_prefix(prefix, &sub.body.vmsd_name), visit);
-        }
-    }
-}
-
-impl Node {
-    fn walk_leaves<'t>(&'t self, path: &str, visit: &mut dyn FnMut(&str, &'t Node)) {
-        match &self.value {
-            Value::Struct(s) => s.walk_leaves(&child_prefix(path), visit),
-            Value::Array(items) => {
-                for (i, item) in items.iter().enumerate() {
-                    item.walk_leaves(&format!("{path}[{i}]"), visit);
-                }
-            }
-            _ => visit(path, self),
-        }
-    }
 }
 
 /// Digest of a page that was never sent.
@@ -267,5 +291,41 @@ mod hex_u64 {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
         let text = String::deserialize(d)?;
         u64::from_str_radix(&text, 16).map_err(D::Error::custom)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn block(pages: &str) -> Result<RamBlock, serde_json::Error> {
+        serde_json::from_str(&format!(
+            r#"{{"name": "pc.ram", "used_length": 16384, "addr": null, "pages": {pages},
+                "zero_pages": 0, "data_pages": 0, "opaque_pages": 0}}"#
+        ))
+    }
+
+    #[test]
+    fn digests_travel_as_runs_and_come_back() {
+        let b = block(
+            r#"[{"start": 0, "count": 2, "digest": "00000000000000aa"},
+                         {"start": 3, "count": 1, "digest": "00000000000000bb"}]"#,
+        )
+        .unwrap();
+        assert_eq!(b.digests, [0xaa, 0xaa, NOT_SENT, 0xbb]);
+        let json = serde_json::to_string(&b).unwrap();
+        assert_eq!(serde_json::from_str::<RamBlock>(&json).unwrap(), b);
+    }
+
+    #[test]
+    fn hostile_runs_are_refused_before_allocating() {
+        let huge = r#"[{"start": 0, "count": 1099511627776, "digest": "0000000000000002"}]"#;
+        assert!(block(huge)
+            .unwrap_err()
+            .to_string()
+            .contains("beyond 2^28 pages"));
+        let overlap = r#"[{"start": 0, "count": 2, "digest": "0000000000000002"},
+                          {"start": 1, "count": 1, "digest": "0000000000000003"}]"#;
+        assert!(block(overlap).is_err());
     }
 }

@@ -47,10 +47,8 @@ pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
                 continue;
             }
             let mut hasher = Xxh3::new();
-            for run in &block.pages {
-                hasher.update(&run.start.to_le_bytes());
-                hasher.update(&run.count.to_le_bytes());
-                hasher.update(&run.digest.to_le_bytes());
+            for digest in &block.digests {
+                hasher.update(&digest.to_le_bytes());
             }
             let pages = block.used_length / dump.page_size.max(1);
             let gpa = block
