@@ -5,6 +5,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
 use migdiff::diff::{device_name, diff_dumps, Change, ChangeClass, ChangeKind};
 use migdiff::export::{is_json, json_kind, Export, JsonKind};
@@ -293,14 +294,51 @@ struct LoadOptions {
     hash: bool,
 }
 
-fn load(path: &Path, desc: Option<&Schema>, opts: LoadOptions) -> Result<Loaded> {
+/// Inputs at least this large get a progress bar (on a terminal only).
+const PROGRESS_THRESHOLD: usize = 256 << 20;
+
+/// A progress bar for decoding `name`, drawn on stderr when it is a terminal and the
+/// input is large; never in pipes or CI logs.
+fn progress_bar(bars: &MultiProgress, name: &str, len: usize) -> Option<ProgressBar> {
+    if len < PROGRESS_THRESHOLD || !io::stderr().is_terminal() {
+        return None;
+    }
+    let style =
+        ProgressStyle::with_template("{msg:30!} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
+            .ok()?;
+    let bar = bars.add(
+        ProgressBar::new(len as u64)
+            .with_style(style)
+            .with_message(name.to_string()),
+    );
+    Some(bar)
+}
+
+fn load(
+    path: &Path,
+    desc: Option<&Schema>,
+    opts: LoadOptions,
+    bars: &MultiProgress,
+) -> Result<Loaded> {
     let name = path.display().to_string();
     let input = Input::open(path).with_context(|| format!("reading {name}"))?;
     let data = input.stream();
     let (dump, container) = if is_json(data) {
         load_json(data, &name, opts)?
     } else {
-        let dump = stream::decode(data, desc).with_context(|| match &input.container {
+        let bar = progress_bar(bars, &name, data.len());
+        let mut advance = |offset: u64| {
+            // What is decoded is not read again: keep it out of our resident set.
+            input.release(offset);
+            if let Some(bar) = &bar {
+                bar.set_position(offset);
+            }
+        };
+        let decoded = stream::decode_with_progress(data, desc, &mut advance);
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        let dump = decoded.with_context(|| match &input.container {
             Container::Raw => name.clone(),
             container => format!("{name} ({container}; offsets count from the stream's start)"),
         })?;
@@ -391,7 +429,12 @@ fn export_of(loaded: Loaded) -> Export {
 
 fn show(args: &ShowArgs) -> Result<Outcome> {
     let desc = load_desc(&args.common)?;
-    let loaded = load(&args.file, desc.as_ref(), LoadOptions::default())?;
+    let loaded = load(
+        &args.file,
+        desc.as_ref(),
+        LoadOptions::default(),
+        &MultiProgress::new(),
+    )?;
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Text => {
@@ -410,7 +453,12 @@ fn show(args: &ShowArgs) -> Result<Outcome> {
 
 fn export(args: &ExportArgs) -> Result<Outcome> {
     let desc = load_desc(&args.common)?;
-    let loaded = load(&args.file, desc.as_ref(), LoadOptions::default())?;
+    let loaded = load(
+        &args.file,
+        desc.as_ref(),
+        LoadOptions::default(),
+        &MultiProgress::new(),
+    )?;
     let mut out = output(&args.output)?;
     serde_json::to_writer(&mut out, &export_of(loaded))?;
     writeln!(out)?;
@@ -493,9 +541,10 @@ fn compare(args: &CompareArgs, hash: bool) -> Result<Comparison> {
         schema: args.schema_only,
         hash,
     };
+    let bars = MultiProgress::new();
     let (old, new) = rayon::join(
-        || load(old_path, desc.as_ref(), opts),
-        || load(new_path, desc.as_ref(), opts),
+        || load(old_path, desc.as_ref(), opts, &bars),
+        || load(new_path, desc.as_ref(), opts, &bars),
     );
     let (mut old, mut new) = (old?, new?);
     if args.schema_only {

@@ -13,7 +13,9 @@ use std::io::{self, Read, Seek, Write};
 use std::ops::Deref;
 use std::path::Path;
 
-use memmap2::Mmap;
+use std::cell::Cell;
+
+use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
@@ -79,12 +81,46 @@ pub struct Input {
     bytes: Bytes,
     start: usize,
     pub container: Container,
+    /// How far [`Input::release`] has dropped mapped pages.
+    released: Cell<usize>,
 }
 
 impl Input {
+    fn new(bytes: Bytes, start: usize, container: Container) -> Input {
+        Input {
+            bytes,
+            start,
+            container,
+            released: Cell::new(0),
+        }
+    }
+
     /// The QEMU stream.
     pub fn stream(&self) -> &[u8] {
         self.bytes.get(self.start..).unwrap_or_default()
+    }
+
+    /// Tells the OS that the stream up to `offset` will not be read again, so its mapped
+    /// pages leave this process's resident set: without it, decoding a 4 GiB dump would
+    /// count 4 GiB of file pages as ours. The page cache keeps them; nothing is re-read.
+    pub fn release(&self, offset: u64) {
+        const ALIGN: usize = 1 << 21;
+        let Bytes::Mapped(map) = &self.bytes else {
+            return;
+        };
+        let end = usize::try_from(offset)
+            .ok()
+            .and_then(|o| o.checked_add(self.start))
+            .map_or(0, |e| e.min(map.len()) / ALIGN * ALIGN);
+        let from = self.released.get();
+        if end > from {
+            // SAFETY: the map is read-only and backed by a file (never anonymous memory), so
+            // MADV_DONTNEED only unmaps the pages: a later access faults them back in from
+            // the page cache with the same content, and no reference sees a change.
+            let _ =
+                unsafe { map.unchecked_advise_range(UncheckedAdvice::DontNeed, from, end - from) };
+            self.released.set(end);
+        }
     }
 
     /// Opens `spec`: a path, `-` for standard input, or `file:PATH[,offset=N]`.
@@ -144,6 +180,8 @@ fn map_or_read(mut file: File) -> io::Result<Bytes> {
         // SAFETY: the map is read-only; a dump rewritten while we read it can only make us
         // decode garbage, which the decoder reports as an error like any bad input.
         if let Ok(map) = unsafe { Mmap::map(&file) } {
+            // Read front to back, once: let the kernel read ahead.
+            let _ = map.advise(Advice::Sequential);
             return Ok(Bytes::Mapped(map));
         }
     }
@@ -156,19 +194,11 @@ fn unwrap_container(bytes: Bytes, start: usize) -> io::Result<Input> {
     let head = bytes.get(start..).unwrap_or_default();
     if head.starts_with(GZIP_MAGIC) {
         let inflated = inflate(flate2::read::MultiGzDecoder::new(head))?;
-        return Ok(Input {
-            bytes: inflated,
-            start: 0,
-            container: Container::Gzip,
-        });
+        return Ok(Input::new(inflated, 0, Container::Gzip));
     }
     if head.starts_with(ZSTD_MAGIC) {
         let inflated = inflate(zstd::stream::read::Decoder::new(head)?)?;
-        return Ok(Input {
-            bytes: inflated,
-            start: 0,
-            container: Container::Zstd,
-        });
+        return Ok(Input::new(inflated, 0, Container::Zstd));
     }
     if head.starts_with(LIBVIRT_PARTIAL) {
         return Err(invalid(
@@ -179,11 +209,7 @@ fn unwrap_container(bytes: Bytes, start: usize) -> io::Result<Input> {
     if head.starts_with(LIBVIRT_MAGIC) {
         return unwrap_libvirt(bytes, start);
     }
-    Ok(Input {
-        bytes,
-        start,
-        container: Container::Raw,
-    })
+    Ok(Input::new(bytes, start, Container::Raw))
 }
 
 /// Decompresses into an unlinked temporary file and maps it: memory stays bounded.
@@ -237,7 +263,7 @@ fn unwrap_libvirt(bytes: Bytes, start: usize) -> io::Result<Input> {
         stream_offset: stream_start as u64,
     };
     match compression.as_str() {
-        "raw" => Ok(Input { bytes, start: stream_start, container }),
+        "raw" => Ok(Input::new(bytes, stream_start, container)),
         "gzip" | "zstd" => {
             let mut inner = unwrap_container(bytes, stream_start)?;
             inner.container = container;

@@ -92,11 +92,21 @@ impl RamParser {
         })
     }
 
-    /// Reads one chunk's records, up to and including its EOS.
-    pub fn read_chunk(&mut self, r: &mut Reader<'_>) -> Result<(), ParseError> {
+    /// Reads one chunk's records, up to and including its EOS. `tick(offset)` is called
+    /// every few thousand records (one chunk may hold all of guest RAM).
+    pub fn read_chunk(
+        &mut self,
+        r: &mut Reader<'_>,
+        tick: &mut dyn FnMut(u64),
+    ) -> Result<(), ParseError> {
         let mask = self.opts.page_size - 1;
+        let mut records: u64 = 0;
         loop {
             let at = r.offset();
+            if records % 4096 == 0 {
+                tick(at);
+            }
+            records += 1;
             let header = r.be64("RAM record header")?;
             let flags = header & mask;
             let addr = header & !mask;
@@ -317,20 +327,20 @@ mod tests {
     fn zero_and_data_pages_with_continue_across_chunks() {
         let mut p = RamParser::new(opts(), 1 << 20).unwrap();
         let data = block_list(&[("pc.ram", 4 * 4096), ("pc.rom", 4096)]);
-        p.read_chunk(&mut Reader::new(&data)).unwrap();
+        p.read_chunk(&mut Reader::new(&data), &mut |_| {}).unwrap();
         let mut chunk = FLAG_ZERO.to_be_bytes().to_vec();
         chunk.extend_from_slice(b"\x06pc.ram\x00");
         chunk.extend_from_slice(&(4096 | FLAG_ZERO | FLAG_CONTINUE).to_be_bytes());
         chunk.push(0);
         chunk.extend_from_slice(&FLAG_EOS.to_be_bytes());
-        p.read_chunk(&mut Reader::new(&chunk)).unwrap();
+        p.read_chunk(&mut Reader::new(&chunk), &mut |_| {}).unwrap();
         // Next chunk continues the same block: page 3 with data.
         let mut chunk = ((3 * 4096) | FLAG_PAGE | FLAG_CONTINUE)
             .to_be_bytes()
             .to_vec();
         chunk.extend_from_slice(&[0xaa; 4096]);
         chunk.extend_from_slice(&FLAG_EOS.to_be_bytes());
-        p.read_chunk(&mut Reader::new(&chunk)).unwrap();
+        p.read_chunk(&mut Reader::new(&chunk), &mut |_| {}).unwrap();
         let blocks = p.finish();
         assert_eq!(blocks[0].zero_pages, 2);
         assert_eq!(blocks[0].data_pages, 1);
@@ -345,11 +355,13 @@ mod tests {
     #[test]
     fn page_beyond_block_and_overrunning_list_are_errors() {
         let mut p = RamParser::new(opts(), 1 << 20).unwrap();
-        p.read_chunk(&mut Reader::new(&block_list(&[("a", 4096)])))
+        p.read_chunk(&mut Reader::new(&block_list(&[("a", 4096)])), &mut |_| {})
             .unwrap();
         let mut chunk = (4096 | FLAG_ZERO).to_be_bytes().to_vec();
         chunk.extend_from_slice(b"\x01a\x00");
-        let err = p.read_chunk(&mut Reader::new(&chunk)).unwrap_err();
+        let err = p
+            .read_chunk(&mut Reader::new(&chunk), &mut |_| {})
+            .unwrap_err();
         assert!(err.to_string().contains("beyond RAM block 'a'"));
 
         // The total says one page, the block claims two.
@@ -357,17 +369,22 @@ mod tests {
         list.extend_from_slice(b"\x01a");
         list.extend_from_slice(&8192u64.to_be_bytes());
         let mut p = RamParser::new(opts(), 1 << 20).unwrap();
-        assert!(p.read_chunk(&mut Reader::new(&list)).is_err());
+        assert!(p.read_chunk(&mut Reader::new(&list), &mut |_| {}).is_err());
     }
 
     #[test]
     fn hostile_gap_is_refused_before_allocating() {
         let mut p = RamParser::new(opts(), 100).unwrap();
-        p.read_chunk(&mut Reader::new(&block_list(&[("a", 1 << 50)])))
-            .unwrap();
+        p.read_chunk(
+            &mut Reader::new(&block_list(&[("a", 1 << 50)])),
+            &mut |_| {},
+        )
+        .unwrap();
         let mut chunk = ((1u64 << 49) | FLAG_ZERO).to_be_bytes().to_vec();
         chunk.extend_from_slice(b"\x01a\x00");
-        let err = p.read_chunk(&mut Reader::new(&chunk)).unwrap_err();
+        let err = p
+            .read_chunk(&mut Reader::new(&chunk), &mut |_| {})
+            .unwrap_err();
         assert!(err.to_string().contains("gap larger"));
     }
 }

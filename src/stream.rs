@@ -52,9 +52,22 @@ const MIG_CMD_PACKAGED: u16 = 7;
 
 const DEFAULT_PAGE_SIZE: u64 = 4096;
 
+/// How often decoding reports its progress.
+pub const PROGRESS_STEP: u64 = 8 << 20;
+
 /// Decodes a whole stream. `desc` is used when the stream has no vmdesc of its own
 /// (suppress-vmdesc=on, postcopy).
 pub fn decode(data: &[u8], desc: Option<&Schema>) -> Result<Dump, ParseError> {
+    decode_with_progress(data, desc, &mut |_| {})
+}
+
+/// [`decode`], calling `progress(offset)` each time another [`PROGRESS_STEP`] bytes are
+/// decoded: for progress bars, and to let the caller release input it will not read again.
+pub fn decode_with_progress(
+    data: &[u8],
+    desc: Option<&Schema>,
+    progress: &mut dyn FnMut(u64),
+) -> Result<Dump, ParseError> {
     let trailer = vmdesc::locate(data)?;
     let (stream_end, own) = match trailer {
         Some(t) => {
@@ -96,6 +109,10 @@ pub fn decode(data: &[u8], desc: Option<&Schema>) -> Result<Dump, ParseError> {
         ram: None,
         iterative: HashMap::new(),
         input_len: data.len() as u64,
+        progress: Progress {
+            report: progress,
+            next: PROGRESS_STEP,
+        },
     };
     walker.walk()?;
     if let Some(ram) = walker.ram.take() {
@@ -115,6 +132,22 @@ struct Walker<'a, 's> {
     /// Iterative sections by section id (only "ram" is decodable).
     iterative: HashMap<u32, SectionRef>,
     input_len: u64,
+    progress: Progress<'s>,
+}
+
+/// Calls `report` at most once per [`PROGRESS_STEP`] bytes.
+struct Progress<'p> {
+    report: &'p mut dyn FnMut(u64),
+    next: u64,
+}
+
+impl Progress<'_> {
+    fn tick(&mut self, offset: u64) {
+        if offset >= self.next {
+            (self.report)(offset);
+            self.next = offset + PROGRESS_STEP;
+        }
+    }
 }
 
 impl<'a, 's> Walker<'a, 's> {
@@ -122,6 +155,7 @@ impl<'a, 's> Walker<'a, 's> {
         self.read_header()?;
         loop {
             let at = self.r.offset();
+            self.progress.tick(at);
             match self.r.u8("section type")? {
                 QEMU_VM_EOF => break,
                 QEMU_VM_CONFIGURATION => self.read_configuration()?,
@@ -290,7 +324,9 @@ impl<'a, 's> Walker<'a, 's> {
             self.ram = Some(parser);
         }
         if let Some(ram) = self.ram.as_mut() {
-            ram.read_chunk(&mut self.r).map_err(|e| e.in_section(key))?;
+            let progress = &mut self.progress;
+            ram.read_chunk(&mut self.r, &mut |offset| progress.tick(offset))
+                .map_err(|e| e.in_section(key))?;
         }
         self.dump.stream.ram_chunks += 1;
         self.read_footer(section_id, None)
