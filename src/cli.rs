@@ -7,6 +7,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
+use migdiff::check::{Destination, Severity};
 use migdiff::diff::{device_name, diff_dumps, Change, ChangeClass, ChangeKind};
 use migdiff::export::{is_json, json_kind, Export, JsonKind};
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
@@ -52,6 +53,9 @@ Examples:
 
   Compare two machine types' device classes without booting (qemu -dump-vmstate FILE):
     migdiff --schema-only vmstate-old.json vmstate-new.json
+
+  Would a QEMU 10 destination accept this stream? (its own dump, or -dump-vmstate JSON)
+    migdiff check src.mig --against dst.mig
 
   Attach to a bug report (no guest memory in either file):
     migdiff export guest.mig -o guest-state.json
@@ -100,6 +104,26 @@ enum Command {
     /// Holds migdiff's version, both inputs (name, size, sha256, machine type, vmdesc size),
     /// the differences by device, the notes and the full diff. No guest memory.
     Report(ReportArgs),
+    /// Would the destination load this stream? Lists every reason it would refuse.
+    ///
+    /// Walks SRC as the destination's loader would, against DST: a dump made by the
+    /// destination QEMU with the same machine type, or its `-M TYPE -dump-vmstate` JSON.
+    /// Reasons carry QEMU's own wording. Exit 0: it would load; 1: it would be refused.
+    Check(CheckArgs),
+}
+
+#[derive(Args, Debug)]
+struct CheckArgs {
+    /// The stream to be migrated (a dump or an export).
+    src: PathBuf,
+    /// The destination: a dump it made, or its -dump-vmstate JSON.
+    #[arg(long, value_name = "DST")]
+    against: PathBuf,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
+    format: ShowFormat,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -257,6 +281,7 @@ pub fn run() -> Result<Outcome> {
         Some(Command::Show(args)) => show(&args),
         Some(Command::Export(args)) => export(&args),
         Some(Command::Report(args)) => report(&args),
+        Some(Command::Check(args)) => check(&args),
         None => diff(&cli.diff),
     }
 }
@@ -370,6 +395,9 @@ fn load(
     Ok(Loaded { dump, info, input })
 }
 
+/// How a `-dump-vmstate` input is described (and recognized) once loaded.
+const VMSTATE_CONTAINER: &str = "-dump-vmstate description";
+
 /// A JSON input: an export (a dump), or with `--schema-only` a `-dump-vmstate` file.
 fn load_json(data: &[u8], name: &str, opts: LoadOptions) -> Result<(Dump, String)> {
     let json: serde_json::Value = serde_json::from_slice(data)
@@ -384,7 +412,7 @@ fn load_json(data: &[u8], name: &str, opts: LoadOptions) -> Result<(Dump, String
         JsonKind::DumpVmstate if opts.schema => {
             let dump = migdiff::vmstate_dump::dump_from_vmstate(&json)
                 .map_err(|e| anyhow::anyhow!("{name}: bad -dump-vmstate file: {e}"))?;
-            Ok((dump, "-dump-vmstate description".into()))
+            Ok((dump, VMSTATE_CONTAINER.into()))
         }
         JsonKind::DumpVmstate => {
             anyhow::bail!("{name} is -dump-vmstate output: it has descriptions but no state; compare two of them with --schema-only")
@@ -668,6 +696,64 @@ fn report(args: &ReportArgs) -> Result<Outcome> {
     }
     out.flush()?;
     Ok(cmp.outcome(args.compare.strict))
+}
+
+fn check(args: &CheckArgs) -> Result<Outcome> {
+    let desc = load_desc(&args.common)?;
+    let schema = LoadOptions {
+        schema: true,
+        hash: false,
+    };
+    let bars = MultiProgress::new();
+    let (src, dst) = rayon::join(
+        || load(&args.src, desc.as_ref(), LoadOptions::default(), &bars),
+        || load(&args.against, None, schema, &bars),
+    );
+    let (src, dst) = (src?, dst?);
+    let destination = if dst.info.container == VMSTATE_CONTAINER {
+        Destination::Classes(&dst.dump)
+    } else {
+        Destination::Dump(&dst.dump)
+    };
+    let verdict = migdiff::check::check(&src.dump, destination);
+    let mut out = BufWriter::new(io::stdout().lock());
+    match args.format {
+        ShowFormat::Json => {
+            serde_json::to_writer_pretty(&mut out, &verdict)?;
+            writeln!(out)?;
+        }
+        ShowFormat::Text => {
+            let refusals = verdict
+                .reasons
+                .iter()
+                .filter(|r| r.severity == Severity::Refused)
+                .count();
+            let warnings = verdict.reasons.len() - refusals;
+            let (src_name, dst_name) = (&src.info.path, &dst.info.path);
+            if verdict.loads {
+                writeln!(out, "migdiff check: {src_name} would load on the destination described by {dst_name} ({warnings} warnings)")?;
+            } else {
+                writeln!(out, "migdiff check: {src_name} would be REFUSED by the destination described by {dst_name}: {refusals} reasons, the first stops the load ({warnings} warnings)")?;
+            }
+            for reason in &verdict.reasons {
+                let tag = match reason.severity {
+                    Severity::Refused => "refused",
+                    Severity::Warning => "warning",
+                };
+                write!(out, "{tag:<8} {}: {}", reason.subject, reason.message)?;
+                match &reason.detail {
+                    Some(detail) => writeln!(out, " [{detail}]")?,
+                    None => writeln!(out)?,
+                }
+            }
+        }
+    }
+    out.flush()?;
+    Ok(if verdict.loads {
+        Outcome::Same
+    } else {
+        Outcome::Different
+    })
 }
 
 /// `stream`, `ram`, then every device of either dump in normalized order.

@@ -245,7 +245,8 @@ impl Ctx<'_> {
     }
 }
 
-fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
+/// Differences between two sections of the same device, appended to `out`.
+pub fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
     let mut ctx = Ctx {
         idstr: old.idstr.clone(),
         device: device_name(old),

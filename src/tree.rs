@@ -114,6 +114,48 @@ fn blank_node(node: &mut Node) {
     }
 }
 
+impl Struct {
+    /// The node at `path` (`env.segs[1].flags`, `cpu/avx512/env.opmask_regs[2]`), following
+    /// the path rules of [`child_prefix`] and [`subsection_prefix`].
+    pub fn find(&self, path: &str) -> Option<&Node> {
+        self.find_under(path, "")
+    }
+
+    fn find_under(&self, path: &str, prefix: &str) -> Option<&Node> {
+        let fields = self
+            .fields
+            .iter()
+            .find_map(|node| node.find_under(path, &format!("{prefix}{}", node.name)));
+        fields.or_else(|| {
+            self.subsections.iter().find_map(|sub| {
+                let sub_prefix = subsection_prefix(prefix, &sub.body.vmsd_name);
+                path.starts_with(&sub_prefix)
+                    .then(|| sub.body.find_under(path, &sub_prefix))
+                    .flatten()
+            })
+        })
+    }
+}
+
+impl Node {
+    fn find_under(&self, path: &str, here: &str) -> Option<&Node> {
+        if path == here {
+            return Some(self);
+        }
+        if !path.starts_with(here) {
+            return None;
+        }
+        match &self.value {
+            Value::Struct(s) => s.find_under(path, &child_prefix(here)),
+            Value::Array(items) => items
+                .iter()
+                .enumerate()
+                .find_map(|(i, n)| n.find_under(path, &format!("{here}[{i}]"))),
+            _ => None,
+        }
+    }
+}
+
 impl Device {
     pub fn key(&self) -> SectionRef {
         SectionRef {
@@ -315,6 +357,57 @@ mod tests {
         assert_eq!(b.digests, [0xaa, 0xaa, NOT_SENT, 0xbb]);
         let json = serde_json::to_string(&b).unwrap();
         assert_eq!(serde_json::from_str::<RamBlock>(&json).unwrap(), b);
+    }
+
+    #[test]
+    fn find_follows_struct_array_and_subsection_paths() {
+        let leaf = |name: &str, value: u64| Node {
+            name: name.into(),
+            type_name: "uint32".into(),
+            offset: value,
+            len: 4,
+            value: Value::Uint { value, size: 4 },
+        };
+        let seg = |flags: u64| Node {
+            name: String::new(),
+            type_name: "struct".into(),
+            offset: 0,
+            len: 4,
+            value: Value::Struct(Struct {
+                vmsd_name: "segment".into(),
+                version: None,
+                fields: vec![leaf("flags", flags)],
+                subsections: Vec::new(),
+            }),
+        };
+        let s = Struct {
+            vmsd_name: "cpu".into(),
+            version: Some(12),
+            fields: vec![
+                leaf("env.cr[0]", 1),
+                Node {
+                    name: "env.segs".into(),
+                    type_name: "struct".into(),
+                    offset: 0,
+                    len: 8,
+                    value: Value::Array(vec![seg(10), seg(11)]),
+                },
+            ],
+            subsections: vec![Subsection {
+                offset: 0,
+                body: Struct {
+                    vmsd_name: "cpu/pkru".into(),
+                    version: Some(1),
+                    fields: vec![leaf("env.pkru", 7)],
+                    subsections: Vec::new(),
+                },
+            }],
+        };
+        assert_eq!(s.find("env.cr[0]").map(|n| n.offset), Some(1));
+        assert_eq!(s.find("env.segs[1].flags").map(|n| n.offset), Some(11));
+        assert_eq!(s.find("cpu/pkru/env.pkru").map(|n| n.offset), Some(7));
+        assert!(s.find("env.segs[2].flags").is_none());
+        assert!(s.find("env.cr").is_none());
     }
 
     #[test]

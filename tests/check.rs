@@ -1,0 +1,140 @@
+//! `migdiff check`: would the destination load the stream? On real fixture pairs, and on
+//! -dump-vmstate files edited to break one loader rule each.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde_json::Value;
+
+fn testdata() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("testdata")
+}
+
+fn check(src: &str, dst: &str) -> (i32, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+        .args(["check", src, "--against", dst])
+        .current_dir(testdata())
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap(),
+        String::from_utf8(out.stdout).unwrap(),
+    )
+}
+
+/// testdata/vmstate-pc72-qemu10.json with `edit` applied, in a temporary file.
+fn edited_vmstate(dir: &Path, edit: impl FnOnce(&mut Value)) -> String {
+    let text = std::fs::read_to_string(testdata().join("vmstate-pc72-qemu10.json")).unwrap();
+    let mut json: Value = serde_json::from_str(&text).unwrap();
+    edit(&mut json);
+    let path = dir.join("edited.json");
+    std::fs::write(&path, json.to_string()).unwrap();
+    path.to_str().unwrap().to_string()
+}
+
+#[test]
+fn qemu_7_2_stream_loads_on_qemu_10_either_description() {
+    let (code, out) = check("pc72-qemu72.mig", "pc72-qemu10.mig");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.starts_with("migdiff check: pc72-qemu72.mig would load"),
+        "{out}"
+    );
+    let (code, out) = check("pc72-qemu72.mig", "vmstate-pc72-qemu10.json");
+    assert_eq!(code, 0, "{out}");
+    // What -dump-vmstate cannot describe is said, not passed over.
+    assert!(out.contains("warning  sections: not checked: -dump-vmstate lists only qdev device classes [timer (0), cpu_common (0), cpu (0)"), "{out}");
+}
+
+#[test]
+fn device_missing_on_the_destination_is_refused_by_name() {
+    let (code, out) = check("pc10-e1000.mig", "pc10-stopped.mig");
+    assert_eq!(code, 1);
+    let lines: Vec<&str> = out.lines().collect();
+    // RAM comes first in the stream, so QEMU stops at the e1000's option ROM.
+    assert_eq!(
+        lines[1],
+        "refused  ram/0000:00:02.0/e1000.rom: Unknown ramblock \"0000:00:02.0/e1000.rom\", cannot accept migration"
+    );
+    assert!(lines[2].starts_with(
+        "refused  0000:00:02.0/e1000 (0): Unknown savevm section or instance '0000:00:02.0/e1000' 0."
+    ));
+}
+
+#[test]
+fn extra_cpu_and_other_machine_type_are_refused() {
+    let (code, out) = check("pc10-smp2.mig", "pc10-stopped.mig");
+    assert_eq!(code, 1);
+    assert!(
+        out.contains("refused  cpu (1): Unknown savevm section or instance 'cpu' 1."),
+        "{out}"
+    );
+    let (code, out) = check("q35-10.mig", "pc10-stopped.mig");
+    assert_eq!(code, 1);
+    assert!(out.contains("refused  configuration: Machine type received is 'pc-q35-10.0' and local is 'pc-i440fx-10.0'"), "{out}");
+}
+
+#[test]
+fn lowered_version_in_dump_vmstate_is_refused_with_the_version_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = edited_vmstate(dir.path(), |j| j["hpet"]["version_id"] = 1.into());
+    let (code, out) = check("pc72-qemu72.mig", &dst);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("refused  hpet (0): savevm: unsupported version 2 for 'hpet' v1 [class hpet]"),
+        "{out}"
+    );
+
+    let dst = edited_vmstate(dir.path(), |j| {
+        j["hpet"]["version_id"] = 3.into();
+        j["hpet"]["minimum_version_id"] = 3.into();
+    });
+    let (code, out) = check("pc72-qemu72.mig", &dst);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused  hpet (0): hpet: incoming version_id 2 is too old for local minimum version_id 3"), "{out}");
+}
+
+#[test]
+fn unknown_subsection_is_refused_against_dump_vmstate() {
+    let dir = tempfile::tempdir().unwrap();
+    let dst = edited_vmstate(dir.path(), |j| {
+        let subs = j["PIIX4_PM"]["Description"]["Subsections"]
+            .as_array_mut()
+            .unwrap();
+        subs.retain(|s| s["name"] != "piix4_pm/memhp");
+    });
+    let (code, out) = check("pc72-qemu72.mig", &dst);
+    assert_eq!(code, 1, "{out}");
+    assert!(out.contains("refused  0000:00:01.3/piix4_pm (0): VM subsection 'piix4_pm/memhp' in 'piix4_pm' does not exist"), "{out}");
+}
+
+#[test]
+fn subsection_the_destination_dump_did_not_send_is_a_warning() {
+    // SeaBIOS's SMM run makes the source send cpu/msr_smi_count; a stopped destination did not.
+    let (code, out) = check("pc10-running.mig", "pc10-stopped.mig");
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("warning  cpu (0): subsection cpu/msr_smi_count was not sent"),
+        "{out}"
+    );
+}
+
+#[test]
+fn json_verdict() {
+    let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+        .args([
+            "check",
+            "--format",
+            "json",
+            "pc10-smp2.mig",
+            "--against",
+            "pc10-stopped.mig",
+        ])
+        .current_dir(testdata())
+        .output()
+        .unwrap();
+    let verdict: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(verdict["loads"], false);
+    assert_eq!(verdict["reasons"][0]["severity"], "refused");
+    assert_eq!(verdict["reasons"][0]["subject"], "cpu_common (1)");
+}
