@@ -175,6 +175,18 @@ fn unknown_section(c: &mut Checker, device: &Device) {
     );
 }
 
+/// savevm.c, qemu_loadvm_section_start_full: a section newer than the local vmsd.
+fn too_new(c: &mut Checker, device: &Device, local: u32, detail: Option<String>) {
+    c.refuse(
+        &device_name(device),
+        format!(
+            "savevm: unsupported version {} for '{}' v{local}",
+            device.version_id, device.idstr
+        ),
+        detail,
+    );
+}
+
 fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump) {
     let Some(local) = dst
         .devices
@@ -185,15 +197,7 @@ fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump) {
     };
     let subject = device_name(device);
     if device.version_id > local.version_id {
-        c.refuse(
-            &subject,
-            format!(
-                "savevm: unsupported version {} for '{}' v{}",
-                device.version_id, device.idstr, local.version_id
-            ),
-            None,
-        );
-        return;
+        return too_new(c, device, local.version_id, None);
     }
     if device.version_id < local.version_id {
         c.warn(
@@ -303,12 +307,10 @@ fn check_against_class(c: &mut Checker, device: &Device, classes: &Dump) -> bool
     });
     let version = u64::from(device.version_id);
     if device.version_id > class.version_id {
-        c.refuse(
-            &subject,
-            format!(
-                "savevm: unsupported version {} for '{}' v{}",
-                device.version_id, device.idstr, class.version_id
-            ),
+        too_new(
+            c,
+            device,
+            class.version_id,
             Some(format!("class {}", class.idstr)),
         );
     } else if let Some(min) = minimum.filter(|&m| version < m) {

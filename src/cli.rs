@@ -455,14 +455,19 @@ fn export_of(loaded: Loaded) -> Export {
     )
 }
 
-fn show(args: &ShowArgs) -> Result<Outcome> {
-    let desc = load_desc(&args.common)?;
-    let loaded = load(
-        &args.file,
+/// One input for `show` and `export`, with its --desc.
+fn load_single(file: &Path, common: &CommonArgs) -> Result<Loaded> {
+    let desc = load_desc(common)?;
+    load(
+        file,
         desc.as_ref(),
         LoadOptions::default(),
         &MultiProgress::new(),
-    )?;
+    )
+}
+
+fn show(args: &ShowArgs) -> Result<Outcome> {
+    let loaded = load_single(&args.file, &args.common)?;
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Text => {
@@ -480,13 +485,7 @@ fn show(args: &ShowArgs) -> Result<Outcome> {
 }
 
 fn export(args: &ExportArgs) -> Result<Outcome> {
-    let desc = load_desc(&args.common)?;
-    let loaded = load(
-        &args.file,
-        desc.as_ref(),
-        LoadOptions::default(),
-        &MultiProgress::new(),
-    )?;
+    let loaded = load_single(&args.file, &args.common)?;
     let mut out = output(&args.output)?;
     serde_json::to_writer(&mut out, &export_of(loaded))?;
     writeln!(out)?;
