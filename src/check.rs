@@ -149,8 +149,9 @@ fn check_ram(c: &mut Checker, src: &Dump, dst: &Dump) {
             ),
             Some(d) if d.used_length != block.used_length => c.refuse(
                 &subject,
+                // What QEMU 7.2 and 10.0 print (qemu_ram_resize), checked with -incoming.
                 format!(
-                    "Length mismatch: {}: {:#x} in != {:#x}",
+                    "Size mismatch: {}: {:#x} != {:#x}",
                     block.name, block.used_length, d.used_length
                 ),
                 block.name.ends_with(".rom").then(|| {
