@@ -14,7 +14,7 @@ use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use migdiff::gate::{AllowList, GateResult};
 use migdiff::input::{Container, Input};
 use migdiff::render::attachment::{write_html, write_markdown, Report};
-use migdiff::render::document::document;
+use migdiff::render::document::{document, write_document};
 use migdiff::render::junit::write_junit;
 use migdiff::render::report::{self, AllowedChange, Counts, DiffDocument, InputInfo};
 use migdiff::render::unified::{hunks, write_unified, Hunk, Labels};
@@ -471,8 +471,20 @@ fn show(args: &ShowArgs) -> Result<Outcome> {
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Text => {
-            for line in document(&loaded.dump, &Filter::none()) {
-                writeln!(out, "{line}")?;
+            // Stream the lines; keep the first write error (a closed pipe) to report it.
+            let mut failed: Option<io::Error> = None;
+            write_document(&loaded.dump, &Filter::none(), &mut |line| {
+                if failed.is_none() {
+                    let written = out
+                        .write_all(line.as_bytes())
+                        .and_then(|()| out.write_all(b"\n"));
+                    if let Err(e) = written {
+                        failed = Some(e);
+                    }
+                }
+            });
+            if let Some(e) = failed {
+                return Err(e.into());
             }
         }
         ShowFormat::Json => {

@@ -18,32 +18,13 @@
 use crate::error::{ErrorKind, ParseError};
 use crate::reader::Reader;
 use crate::tree::{self, Node, Struct, Subsection, Value, Warning};
-use crate::vmdesc::{FieldDesc, StructDesc};
+use crate::vmdesc::{FieldDesc, Kind, StructDesc};
 
 /// Structs, subsections and lists nested deeper than this are refused.
 const MAX_DEPTH: usize = 64;
 
 const QEMU_VM_SUBSECTION: u8 = 0x05;
 const VMS_NULLPTR_MARKER: u8 = 0x30;
-
-/// Types QEMU writes with a custom `put()` and no description: decoded as bytes on purpose.
-const OPAQUE_TYPES: &[&str] = &[
-    "buffer",
-    "unused_buffer",
-    "bitmap",
-    "virtio",
-    "pci config",
-    "pci irq state",
-    "msix state",
-    "shpc",
-    "virtqueue_extra_state",
-    "scsi-requests",
-    "usb-redir-parser",
-    "usb-redir-bufpq",
-    "usb-redir-packet-id-q",
-    "vdagent/cbinfos",
-    "unknown",
-];
 
 /// Decoding state shared by one section: warnings and the last field decoded (for desync
 /// messages).
@@ -132,19 +113,20 @@ impl<'r, 'a> Decoder<'r, 'a> {
         let mut nodes: Vec<Node> = Vec::with_capacity(fields.len());
         let mut i = 0;
         while let Some(first) = fields.get(i) {
-            let run = fields
-                .get(i..)
-                .unwrap_or_default()
-                .iter()
-                .take_while(|f| f.name == first.name)
-                .count();
+            let run = first.run.max(1);
             let group = fields.get(i..i + run).unwrap_or_default();
             i += run;
             let field_path = format!("{prefix}{}", first.name);
             let offset = self.reader.offset();
             let is_array = run > 1 || first.array_len.is_some() || first.index.is_some();
             let value = if is_array {
-                let mut elements = Vec::new();
+                // Known up front, but taken from the description: bounded by the bytes left,
+                // as every element takes at least one.
+                let count: u64 = group.iter().map(|d| d.array_len.unwrap_or(1)).sum();
+                let capacity = usize::try_from(count)
+                    .unwrap_or(usize::MAX)
+                    .min(self.reader.remaining());
+                let mut elements = Vec::with_capacity(capacity);
                 for desc in group {
                     for _ in 0..desc.array_len.unwrap_or(1) {
                         // Guard against a hostile array_len: each element takes at least a byte.
@@ -158,15 +140,32 @@ impl<'r, 'a> Decoder<'r, 'a> {
                                 })
                                 .in_field(&field_path));
                         }
-                        let elem_path = format!("{field_path}[{}]", elements.len());
                         let check_size = elements.is_empty() || desc.array_len.is_none();
-                        elements.push(self.decode_element(desc, &elem_path, depth, check_size)?);
+                        let index = Some(elements.len());
+                        elements.push(self.decode_element(
+                            desc,
+                            &field_path,
+                            index,
+                            depth,
+                            check_size,
+                        )?);
                     }
                 }
                 Value::Array(elements)
             } else {
-                self.decode_element(first, &field_path, depth, true)?.value
+                self.decode_element(first, &field_path, None, depth, true)?
+                    .value
             };
+            // Compound fields leave the innermost leaf they decoded as the last field.
+            if !first.kind.is_compound() {
+                self.last_field = Some(match &value {
+                    Value::Array(items) => (
+                        element_path(&field_path, items.len().checked_sub(1)),
+                        items.last().map_or(offset, |n| n.offset),
+                    ),
+                    _ => (field_path, offset),
+                });
+            }
             nodes.push(Node {
                 name: first.name.clone(),
                 type_name: first.type_name.clone(),
@@ -178,21 +177,29 @@ impl<'r, 'a> Decoder<'r, 'a> {
         Ok(nodes)
     }
 
-    /// One element of a field. `check_size`: whether the vmdesc `size` describes this
-    /// element (it describes only element 0 of a compressed array).
+    /// One element of a field (`index` within an array). `check_size`: whether the vmdesc
+    /// `size` describes this element (it describes only element 0 of a compressed array).
+    /// The element's path is built only where it is needed: for the children of a compound
+    /// element, and for an error; a large array of scalars costs no string per element.
     fn decode_element(
         &mut self,
         desc: &FieldDesc,
-        path: &str,
+        field_path: &str,
+        index: Option<usize>,
         depth: usize,
         check_size: bool,
     ) -> Result<Node, ParseError> {
         let offset = self.reader.offset();
+        let path = if desc.kind.is_compound() {
+            element_path(field_path, index)
+        } else {
+            String::new()
+        };
         let value = self
-            .decode_value(desc, path, depth)
-            .map_err(|e| e.in_field(path))?;
+            .decode_value(desc, &path, depth)
+            .map_err(|e| e.in_field(&element_path(field_path, index)))?;
         let len = self.reader.offset() - offset;
-        let variable = matches!(desc.type_name.as_str(), "capability");
+        let variable = desc.kind == Kind::Capability;
         if check_size && !variable && len != desc.size {
             return Err(ParseError::new(
                 offset,
@@ -201,9 +208,8 @@ impl<'r, 'a> Decoder<'r, 'a> {
                     decoded: len,
                 },
             )
-            .in_field(path));
+            .in_field(&element_path(field_path, index)));
         }
-        self.last_field = Some((path.to_string(), offset));
         Ok(Node {
             name: String::new(),
             type_name: desc.type_name.clone(),
@@ -219,73 +225,51 @@ impl<'r, 'a> Decoder<'r, 'a> {
         path: &str,
         depth: usize,
     ) -> Result<Value, ParseError> {
-        let ty = desc.type_name.as_str();
-        match ty {
-            "struct" | "vstruct" | "tmp" => {
+        match desc.kind {
+            Kind::Struct => {
                 let nested = desc.nested.first().ok_or_else(|| {
                     self.reader.error(ErrorKind::BadVmdesc(format!(
-                        "'{ty}' field without a nested description"
+                        "'{}' field without a nested description",
+                        desc.type_name
                     )))
                 })?;
-                Ok(Value::Struct(self.decode_struct(
+                Ok(Value::Struct(Box::new(self.decode_struct(
                     nested,
                     &tree::child_prefix(path),
                     depth + 1,
-                )?))
+                )?)))
             }
-            "qtailq" | "qlist" => self.decode_list(desc, path, depth),
-            "gtree" => self.decode_gtree(desc, path, depth),
-            "capability" => Ok(Value::Text(self.reader.counted_str("capability")?)),
+            Kind::List => self.decode_list(desc, path, depth),
+            Kind::Gtree => self.decode_gtree(desc, path, depth),
+            Kind::Capability => Ok(Value::Text(self.reader.counted_str("capability")?)),
             _ => self.decode_scalar(desc),
         }
     }
 
-    /// Scalars: read exactly `size` bytes and interpret them by type name.
+    /// Scalars: read exactly `size` bytes and interpret them by kind.
     fn decode_scalar(&mut self, desc: &FieldDesc) -> Result<Value, ParseError> {
-        let ty = desc.type_name.as_str();
         let offset = self.reader.offset();
         let bytes = self.reader.bytes(desc.size, "field value")?;
-        if ty == "nullptr" || (ty == "uint64" && desc.size == 1) {
-            // Pre-10.0 QEMU described NULL pointers as "uint64" of size 1.
-            return match bytes {
-                [VMS_NULLPTR_MARKER] => Ok(Value::Null),
-                _ => Err(ParseError::new(
-                    offset,
-                    ErrorKind::Invalid(format!(
-                        "nullptr field holds {}, expected the marker 0x30",
-                        crate::hex::encode(bytes)
-                    )),
-                )),
-            };
-        }
-        let signed = matches!(
-            ty,
-            "int8" | "int16" | "int32" | "int64" | "int32 equal" | "int32 le"
-        );
-        let unsigned = matches!(
-            ty,
-            "uint8"
-                | "uint16"
-                | "uint32"
-                | "uint64"
-                | "uint8 equal"
-                | "uint16 equal"
-                | "uint32 equal"
-                | "int64 equal"
-                | "timer"
-                | "CPU_Double_U"
-                | "float64"
-                | "uint16_from_uint8"
-                | "int32_as_uint16"
-        );
         let size = u8::try_from(bytes.len())
             .ok()
             .filter(|s| matches!(s, 1 | 2 | 4 | 8));
-        match (size, ty) {
-            (Some(1), "bool") => return Ok(Value::Bool(bytes != [0])),
-            (Some(size), _) if signed || unsigned => {
+        match (desc.kind, size) {
+            (Kind::Nullptr, _) => {
+                return match bytes {
+                    [VMS_NULLPTR_MARKER] => Ok(Value::Null),
+                    _ => Err(ParseError::new(
+                        offset,
+                        ErrorKind::Invalid(format!(
+                            "nullptr field holds {}, expected the marker 0x30",
+                            crate::hex::encode(bytes)
+                        )),
+                    )),
+                }
+            }
+            (Kind::Bool, Some(1)) => return Ok(Value::Bool(bytes != [0])),
+            (Kind::Signed | Kind::Unsigned, Some(size)) => {
                 let value = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-                return Ok(if signed {
+                return Ok(if desc.kind == Kind::Signed {
                     let shift = 64 - 8 * u32::from(size);
                     Value::Int {
                         value: ((value << shift) as i64) >> shift,
@@ -297,7 +281,8 @@ impl<'r, 'a> Decoder<'r, 'a> {
             }
             _ => {}
         }
-        if !OPAQUE_TYPES.contains(&ty) {
+        let ty = &*desc.type_name;
+        if desc.kind != Kind::Opaque {
             self.warnings.push(Warning {
                 offset,
                 section: None,
@@ -415,13 +400,21 @@ impl<'r, 'a> Decoder<'r, 'a> {
     }
 }
 
+/// `field[index]`, or the field itself outside an array.
+fn element_path(field_path: &str, index: Option<usize>) -> String {
+    match index {
+        Some(i) => format!("{field_path}[{i}]"),
+        None => field_path.to_string(),
+    }
+}
+
 fn struct_node(start: u64, end: u64, body: Struct) -> Node {
     Node {
         name: String::new(),
         type_name: "struct".into(),
         offset: start,
         len: end - start,
-        value: Value::Struct(body),
+        value: Value::Struct(Box::new(body)),
     }
 }
 

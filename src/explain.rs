@@ -116,6 +116,9 @@ pub fn is_live(path: &str, xstate_bv: u64) -> Option<bool> {
     Some(xstate_bv.checked_shr(bit).unwrap_or(0) & 1 == 1)
 }
 
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
 const CPU_IDSTR: &str = "cpu";
 
 // ---------------------------------------------------------------------------------------------
@@ -1050,11 +1053,16 @@ fn lookup(idstr: &str, path: &str) -> Option<Known> {
         return None;
     }
     let (sub, field) = split_subsection(path);
-    if let Some((_, word, msr)) = FLAG_FIELDS.iter().find(|(f, _, _)| *f == field) {
-        return Some(Known::Flags(word, *msr));
+    // `show` asks for every field of every CPU: index the exact names once.
+    static FLAGS: OnceLock<HashMap<&str, (&FlagWord, Option<Msr>)>> = OnceLock::new();
+    static MSRS: OnceLock<HashMap<&str, Msr>> = OnceLock::new();
+    let flags = FLAGS.get_or_init(|| FLAG_FIELDS.iter().map(|&(f, w, m)| (f, (w, m))).collect());
+    if let Some(&(word, msr)) = flags.get(field) {
+        return Some(Known::Flags(word, msr));
     }
-    if let Some((_, (name, number))) = MSR_FIELDS.iter().find(|(f, _)| *f == field) {
-        return Some(Known::Msr(msr_note(name, *number)));
+    let msrs = MSRS.get_or_init(|| MSR_FIELDS.iter().copied().collect());
+    if let Some(&(name, number)) = msrs.get(field) {
+        return Some(Known::Msr(msr_note(name, number)));
     }
     for (pattern, msr) in INDEXED_MSRS {
         if let Some([i]) = match_pattern(field, pattern).as_deref() {

@@ -88,6 +88,11 @@ impl Filter {
         }
     }
 
+    /// Whether the filter has no pattern at all.
+    pub fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
     /// Whether a whole-field pattern matches `subject` (`cpu (0)/env.tsc`).
     pub fn is_match(&self, subject: &str) -> bool {
         self.set

@@ -510,7 +510,7 @@ fn read_legacy_configuration(r: &mut Reader<'_>) -> Result<Struct, ParseError> {
 fn uint_node(name: &str, offset: u64, value: u64, size: u8) -> Node {
     Node {
         name: name.into(),
-        type_name: format!("uint{}", u32::from(size) * 8),
+        type_name: format!("uint{}", u32::from(size) * 8).into(),
         offset,
         len: u64::from(size),
         value: Value::Uint { value, size },

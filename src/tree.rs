@@ -5,6 +5,8 @@
 //! it was decoded from, for error messages and hex views. Guest RAM is kept only as
 //! per-page digests.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::SectionRef;
@@ -185,8 +187,9 @@ pub struct Subsection {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Node {
     pub name: String,
+    /// Shared with the description and every element of an array: no copy per element.
     #[serde(rename = "type")]
-    pub type_name: String,
+    pub type_name: Arc<str>,
     pub offset: u64,
     pub len: u64,
     pub value: Value,
@@ -212,7 +215,8 @@ pub enum Value {
     Text(String),
     /// A NULL pointer in an array of pointers (the 0x30 marker).
     Null,
-    Struct(Struct),
+    /// Boxed: most values are scalars, and an inline struct would make every one as big.
+    Struct(Box<Struct>),
     /// Array elements in order; element nodes have an empty name.
     Array(Vec<Node>),
 }
@@ -373,12 +377,12 @@ mod tests {
             type_name: "struct".into(),
             offset: 0,
             len: 4,
-            value: Value::Struct(Struct {
+            value: Value::Struct(Box::new(Struct {
                 vmsd_name: "segment".into(),
                 version: None,
                 fields: vec![leaf("flags", flags)],
                 subsections: Vec::new(),
-            }),
+            })),
         };
         let s = Struct {
             vmsd_name: "cpu".into(),

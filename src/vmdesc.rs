@@ -195,9 +195,14 @@ pub struct StructDesc {
 pub struct FieldDesc {
     /// Verbatim, brackets included (`env.cr[0]`, `unused[1]`): names are opaque strings.
     pub name: String,
-    pub type_name: String,
+    pub type_name: std::sync::Arc<str>,
     /// Bytes written for one element: the authority over the type name.
     pub size: u64,
+    /// What the type name means for decoding, worked out once here rather than per element.
+    pub kind: Kind,
+    /// How many entries from this one on share its name (indexed elements, nullptr runs):
+    /// they decode as one array. Worked out once, here.
+    pub run: usize,
     /// Compressed array: this entry describes element 0 of `array_len` identical elements.
     pub array_len: Option<u64>,
     /// Non-compressed array element (QEMU >= 10.0 omits it on the last element).
@@ -205,6 +210,70 @@ pub struct FieldDesc {
     /// Nested descriptions: the `struct` of a struct field, or the descriptions embedded in
     /// the field object itself (vstruct, tmp; one per element for qtailq/qlist/gtree).
     pub nested: Vec<StructDesc>,
+}
+
+/// How a field's bytes are laid out, from its VMStateInfo name (`migration/vmstate-types.c`
+/// and the device-specific infos) and its size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    /// `struct`, `vstruct`, `tmp`: a nested vmsd, inlined.
+    Struct,
+    /// `qtailq`, `qlist`: marked elements, one nested description each.
+    List,
+    /// `gtree`: a node count, then marked key/value pairs.
+    Gtree,
+    /// `capability`: a counted string.
+    Capability,
+    /// A NULL pointer in a pointer array: `nullptr`, or `uint64` of size 1 before QEMU 10.0.
+    Nullptr,
+    Bool,
+    /// Big-endian two's complement (`int32 le` means less-or-equal, not little-endian).
+    Signed,
+    /// Big-endian unsigned, including `*_equal`, timers and float bit patterns.
+    Unsigned,
+    /// Bytes on purpose: buffers and custom infos with no description (virtio, PCI config).
+    Opaque,
+    /// A type migdiff does not know: decoded as bytes, with a warning.
+    Unknown,
+}
+
+impl Kind {
+    pub fn of(type_name: &str, size: u64) -> Kind {
+        match type_name {
+            "struct" | "vstruct" | "tmp" => Kind::Struct,
+            "qtailq" | "qlist" => Kind::List,
+            "gtree" => Kind::Gtree,
+            "capability" => Kind::Capability,
+            "nullptr" => Kind::Nullptr,
+            "uint64" if size == 1 => Kind::Nullptr,
+            "bool" => Kind::Bool,
+            "int8" | "int16" | "int32" | "int64" | "int32 equal" | "int32 le" => Kind::Signed,
+            "uint8" | "uint16" | "uint32" | "uint64" | "uint8 equal" | "uint16 equal"
+            | "uint32 equal" | "int64 equal" | "timer" | "CPU_Double_U" | "float64"
+            | "uint16_from_uint8" | "int32_as_uint16" => Kind::Unsigned,
+            "buffer"
+            | "unused_buffer"
+            | "bitmap"
+            | "virtio"
+            | "pci config"
+            | "pci irq state"
+            | "msix state"
+            | "shpc"
+            | "virtqueue_extra_state"
+            | "scsi-requests"
+            | "usb-redir-parser"
+            | "usb-redir-bufpq"
+            | "usb-redir-packet-id-q"
+            | "vdagent/cbinfos"
+            | "unknown" => Kind::Opaque,
+            _ => Kind::Unknown,
+        }
+    }
+
+    /// Whether elements hold other fields (and so need their path as a prefix).
+    pub fn is_compound(self) -> bool {
+        matches!(self, Kind::Struct | Kind::List | Kind::Gtree)
+    }
 }
 
 /// Parses vmdesc JSON text. `base` is the JSON's offset in the file, for error offsets.
@@ -277,6 +346,7 @@ fn struct_desc(entries: &[(String, Json)]) -> Result<StructDesc, String> {
                     .enumerate()
                     .map(|(i, f)| field_desc(f).map_err(|e| format!("fields[{i}]: {e}")))
                     .collect::<Result<_, _>>()?;
+                count_runs(&mut desc.fields);
             }
             "subsections" => {
                 let subs = value.as_array().ok_or("\"subsections\" is not an array")?;
@@ -289,6 +359,20 @@ fn struct_desc(entries: &[(String, Json)]) -> Result<StructDesc, String> {
         }
     }
     Ok(desc)
+}
+
+/// Sets each field's `run`: how many entries from it on share its name.
+fn count_runs(fields: &mut [FieldDesc]) {
+    for i in (0..fields.len()).rev() {
+        let same_as_next = match (fields.get(i), fields.get(i + 1)) {
+            (Some(a), Some(b)) => a.name == b.name,
+            _ => false,
+        };
+        let next_run = fields.get(i + 1).map_or(0, |f| f.run);
+        if let Some(f) = fields.get_mut(i) {
+            f.run = if same_as_next { next_run + 1 } else { 1 };
+        }
+    }
 }
 
 fn field_desc(f: &Json) -> Result<FieldDesc, String> {
@@ -319,8 +403,10 @@ fn field_desc(f: &Json) -> Result<FieldDesc, String> {
     }
     Ok(FieldDesc {
         name: name.to_string(),
-        type_name: type_name.to_string(),
+        type_name: type_name.into(),
         size,
+        kind: Kind::of(type_name, size),
+        run: 1,
         array_len: f.get("array_len").and_then(Json::as_u64),
         index: f.get("index").and_then(Json::as_u64),
         nested,
@@ -370,7 +456,7 @@ mod tests {
             "size": 5}]}]}"#;
         let schema = parse(text, 100).unwrap();
         let field = &schema.devices[0].body.fields[0];
-        assert_eq!(field.type_name, "qtailq");
+        assert_eq!(&*field.type_name, "qtailq");
         assert_eq!(field.nested.len(), 2);
         assert_eq!(field.nested[1].fields[0].name, "a");
     }

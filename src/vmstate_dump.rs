@@ -123,7 +123,9 @@ fn struct_from(desc: &Json) -> Result<Struct, String> {
             if conditional { ", conditional" } else { "" }
         );
         let value = match f.get("Description") {
-            Some(nested) => Value::Struct(struct_from(nested).map_err(|e| format!("{name}: {e}"))?),
+            Some(nested) => Value::Struct(Box::new(
+                struct_from(nested).map_err(|e| format!("{name}: {e}"))?,
+            )),
             None => Value::Bytes(Vec::new()),
         };
         nodes.push(leaf(&unique, &type_name, size, value));
@@ -180,7 +182,7 @@ mod tests {
         );
         assert_eq!(body.fields[2].len, 4096);
         assert_eq!(body.fields[3].value, Value::Bytes(Vec::new()));
-        assert_eq!(body.fields[3].type_name, "field since v2");
+        assert_eq!(&*body.fields[3].type_name, "field since v2");
         assert_eq!(body.subsections[0].body.vmsd_name, "e1000/mit_state");
     }
 }

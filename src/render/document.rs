@@ -6,19 +6,38 @@
 //! Nothing process-local (section ids, byte offsets) appears in it, so two dumps of the
 //! same state give the same text whatever QEMU build wrote them.
 
+use std::fmt::Write as _;
+
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{format_value, hex_bytes, INLINE_BYTES};
+use super::{push_decimal, push_hex, write_value, DIGITS, INLINE_BYTES};
 use crate::diff::{device_name, subject};
 use crate::explain;
 use crate::filter::Filter;
 use crate::tree::{Dump, Node, Struct, Value};
 
-/// Lines of the normalized form. Fields the filter ignores are left out, and bytes it masks
-/// print as `..`, so ignored differences do not show in a diff of two documents.
+/// Lines of the normalized form, collected (for the unified diff).
 pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
-    let keep = |subject: &str| !filter.is_match(subject);
-    let mut lines = vec!["[stream]".to_string()];
+    let mut lines = Vec::new();
+    write_document(dump, filter, &mut |line| lines.push(line.to_string()));
+    lines
+}
+
+/// The normalized form, one line at a time to `sink` (for `show`, which streams it).
+/// Fields the filter ignores are left out, and bytes it masks print as `..`, so ignored
+/// differences do not show in a diff of two documents.
+pub fn write_document(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) {
+    let mut w = Writer {
+        filter,
+        filtering: !filter.is_empty(),
+        sink,
+        line: String::with_capacity(128),
+        path: String::with_capacity(64),
+        subject: String::new(),
+        idstr: "",
+        device: String::new(),
+    };
+    w.emit_str("[stream]");
     let commands: Vec<&str> = dump
         .stream
         .commands
@@ -35,15 +54,15 @@ pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
         ("page_size", dump.page_size.to_string()),
     ];
     for (name, value) in stream_fields {
-        if keep(&subject("stream", name)) {
-            lines.push(format!("  {name} = {value}"));
+        if !w.ignored("stream", name) {
+            w.emit_str(&format!("  {name} = {value}"));
         }
     }
 
     if !dump.ram.is_empty() {
-        lines.push("[ram]".to_string());
+        w.emit_str("[ram]");
         for block in &dump.ram {
-            if !keep(&subject("ram", &block.name)) {
+            if w.ignored("ram", &block.name) {
                 continue;
             }
             let mut hasher = Xxh3::new();
@@ -55,17 +74,16 @@ pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
                 .addr
                 .map(|a| format!(" at GPA {a:#x}"))
                 .unwrap_or_default();
-            lines.push(format!(
-                "  {} = {:#x} bytes{gpa}, {pages} pages ({} zero, {} data{}), digest {:016x}",
+            let xbzrle = match block.opaque_pages {
+                0 => String::new(),
+                n => format!(", {n} xbzrle"),
+            };
+            w.emit_str(&format!(
+                "  {} = {:#x} bytes{gpa}, {pages} pages ({} zero, {} data{xbzrle}), digest {:016x}",
                 block.name,
                 block.used_length,
                 block.zero_pages,
                 block.data_pages,
-                if block.opaque_pages > 0 {
-                    format!(", {} xbzrle", block.opaque_pages)
-                } else {
-                    String::new()
-                },
                 hasher.digest()
             ));
         }
@@ -73,74 +91,134 @@ pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
 
     for device in dump.sorted_devices() {
         let name = device_name(device);
-        if !keep(&name) {
+        if w.filtering && filter.is_match(&name) {
             continue;
         }
-        lines.push(format!("[{name}] version {}", device.version_id));
-        let ctx = Ctx {
-            idstr: &device.idstr,
-            device: &name,
-            filter,
-        };
-        struct_lines(&device.body, "", &ctx, &mut lines);
+        w.emit_str(&format!("[{name}] version {}", device.version_id));
+        w.idstr = &device.idstr;
+        w.device = name;
+        w.path.clear();
+        w.struct_lines(&device.body);
     }
-    lines
 }
 
-/// Where the lines being written belong.
-struct Ctx<'a> {
-    idstr: &'a str,
-    /// Display name, `cpu (0)`.
-    device: &'a str,
+/// Builds each line in one reused buffer, with the current field path kept as a stack
+/// (push a name, recurse, truncate): `show` prints tens of thousands of lines.
+struct Writer<'a, 's> {
     filter: &'a Filter,
+    /// False when the filter is empty: then no subject string is built per field.
+    filtering: bool,
+    sink: &'s mut dyn FnMut(&str),
+    line: String,
+    path: String,
+    subject: String,
+    idstr: &'a str,
+    /// Display name of the current device, `cpu (0)`.
+    device: String,
 }
 
-fn struct_lines(s: &Struct, prefix: &str, ctx: &Ctx<'_>, lines: &mut Vec<String>) {
-    for node in &s.fields {
-        node_lines(node, &format!("{prefix}{}", node.name), ctx, lines);
+impl<'a> Writer<'a, '_> {
+    fn emit_str(&mut self, line: &str) {
+        (self.sink)(line);
     }
-    for sub in &s.subsections {
-        let sub_prefix = crate::tree::subsection_prefix(prefix, &sub.body.vmsd_name);
-        let sub_path = sub_prefix.trim_end_matches('/');
-        if ctx.filter.is_match(&subject(ctx.device, sub_path)) {
-            continue;
-        }
-        let version = sub.body.version.unwrap_or(0);
-        lines.push(format!("  {sub_path} (subsection, version {version})"));
-        struct_lines(&sub.body, &sub_prefix, ctx, lines);
-    }
-}
 
-fn node_lines(node: &Node, path: &str, ctx: &Ctx<'_>, lines: &mut Vec<String>) {
-    let subject = subject(ctx.device, path);
-    match &node.value {
-        Value::Struct(s) => struct_lines(s, &crate::tree::child_prefix(path), ctx, lines),
-        Value::Array(items) => {
-            for (i, item) in items.iter().enumerate() {
-                node_lines(item, &format!("{path}[{i}]"), ctx, lines);
+    fn emit(&mut self) {
+        (self.sink)(&self.line);
+    }
+
+    /// Whether the filter ignores `device/path` as a whole.
+    fn ignored(&mut self, device: &str, path: &str) -> bool {
+        self.filtering && {
+            self.subject = subject(device, path);
+            self.filter.is_match(&self.subject)
+        }
+    }
+
+    fn struct_lines(&mut self, s: &'a Struct) {
+        let base = self.path.len();
+        for node in &s.fields {
+            self.path.push_str(&node.name);
+            self.node_lines(node);
+            self.path.truncate(base);
+        }
+        for sub in &s.subsections {
+            self.path.push_str(&sub.body.vmsd_name);
+            let skip = self.filtering && self.filter.is_match(&subject(&self.device, &self.path));
+            if !skip {
+                self.line.clear();
+                let version = sub.body.version.unwrap_or(0);
+                let _ = write!(self.line, "  {} (subsection, version {version})", self.path);
+                self.emit();
+                self.path.push('/');
+                self.struct_lines(&sub.body);
+            }
+            self.path.truncate(base);
+        }
+    }
+
+    fn node_lines(&mut self, node: &'a Node) {
+        match &node.value {
+            Value::Struct(s) => {
+                self.path.push('.');
+                self.struct_lines(s);
+            }
+            Value::Array(items) => {
+                let base = self.path.len();
+                for (i, item) in items.iter().enumerate() {
+                    self.path.push('[');
+                    push_decimal(&mut self.path, i);
+                    self.path.push(']');
+                    self.node_lines(item);
+                    self.path.truncate(base);
+                }
+            }
+            value => {
+                let mask = if self.filtering {
+                    self.subject = subject(&self.device, &self.path);
+                    if self.filter.is_match(&self.subject) {
+                        return;
+                    }
+                    self.filter.byte_mask(&self.subject)
+                } else {
+                    Vec::new()
+                };
+                self.leaf_lines(node, value, &mask);
             }
         }
-        _ if ctx.filter.is_match(&subject) => {}
-        Value::Bytes(bytes) => {
-            let mask = ctx.filter.byte_mask(&subject);
-            if bytes.is_empty() {
-                lines.push(format!("  {path} = {}", format_value(node)));
-            } else if bytes.len() <= INLINE_BYTES {
-                lines.push(format!("  {path} = {}", masked_hex(bytes, 0, &mask)));
-                return;
+    }
+
+    fn leaf_lines(&mut self, node: &Node, value: &Value, mask: &[(u64, u64)]) {
+        self.line.clear();
+        self.line.push_str("  ");
+        self.line.push_str(&self.path);
+        self.line.push_str(" = ");
+        match value {
+            Value::Bytes(bytes) if !bytes.is_empty() && bytes.len() <= INLINE_BYTES => {
+                masked_hex(&mut self.line, bytes, 0, mask);
+                self.emit();
             }
-            lines.push(format!("  {path} = {}", format_value(node)));
-            for (row, chunk) in bytes.chunks(INLINE_BYTES).enumerate() {
-                let start = row * INLINE_BYTES;
-                let hex = masked_hex(chunk, start as u64, &mask);
-                lines.push(format!("  {path} +{start:#06x}: {hex}"));
+            Value::Bytes(bytes) if bytes.len() > INLINE_BYTES => {
+                write_value(&mut self.line, node);
+                self.emit();
+                for (row, chunk) in bytes.chunks(INLINE_BYTES).enumerate() {
+                    let start = row * INLINE_BYTES;
+                    self.line.clear();
+                    self.line.push_str("  ");
+                    self.line.push_str(&self.path);
+                    self.line.push_str(" +");
+                    push_hex(&mut self.line, start as u64, 4);
+                    self.line.push_str(": ");
+                    masked_hex(&mut self.line, chunk, start as u64, mask);
+                    self.emit();
+                }
             }
-        }
-        value => {
-            let text = format!("  {path} = {}", format_value(node));
-            match annotation(ctx.idstr, path, value) {
-                Some(note) => lines.push(format!("{text}  # {note}")),
-                None => lines.push(text),
+            value => {
+                write_value(&mut self.line, node);
+                if let Some(note) = annotation(self.idstr, &self.path, value) {
+                    self.line.push_str("  # ");
+                    self.line.push_str(&note);
+                }
+                self.emit();
             }
         }
     }
@@ -157,25 +235,29 @@ fn annotation(idstr: &str, path: &str, value: &Value) -> Option<String> {
     explain::value_meaning(idstr, path, raw)
 }
 
-/// Hex bytes, with bytes inside `mask` (offsets from `base`) shown as `..`.
-fn masked_hex(bytes: &[u8], base: u64, mask: &[(u64, u64)]) -> String {
-    if mask.is_empty() {
-        return hex_bytes(bytes);
+/// Hex bytes onto `out`, with bytes inside `mask` (offsets from `base`) shown as `..`.
+fn masked_hex(out: &mut String, bytes: &[u8], base: u64, mask: &[(u64, u64)]) {
+    // Rows are at most 16 bytes: spell the unmasked ones in a stack buffer, one copy out.
+    if mask.is_empty() && bytes.len() <= INLINE_BYTES {
+        let mut buf = [b' '; INLINE_BYTES * 3];
+        for (i, &b) in bytes.iter().enumerate() {
+            buf[3 * i] = DIGITS[usize::from(b >> 4)];
+            buf[3 * i + 1] = DIGITS[usize::from(b & 0xf)];
+        }
+        let len = (bytes.len() * 3).saturating_sub(1);
+        out.push_str(std::str::from_utf8(&buf[..len]).unwrap_or_default());
+        return;
     }
-    let masked = |i: usize| {
+    for (i, &b) in bytes.iter().enumerate() {
+        if i > 0 {
+            out.push(' ');
+        }
         let at = base + i as u64;
-        mask.iter().any(|&(s, e)| s <= at && at < e)
-    };
-    bytes
-        .iter()
-        .enumerate()
-        .map(|(i, b)| {
-            if masked(i) {
-                "..".to_string()
-            } else {
-                format!("{b:02x}")
-            }
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
+        if mask.iter().any(|&(s, e)| s <= at && at < e) {
+            out.push_str("..");
+        } else {
+            out.push(char::from(DIGITS[usize::from(b >> 4)]));
+            out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+        }
+    }
 }

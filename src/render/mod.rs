@@ -47,39 +47,86 @@ pub const INLINE_BYTES: usize = 16;
 /// A leaf value as text: integers in hex padded to their size (`0x00000040`), negative
 /// signed values with their decimal (`0xffffffff (-1)`), short buffers as hex bytes.
 pub fn format_value(node: &Node) -> String {
-    match &node.value {
-        Value::Bool(b) => b.to_string(),
-        Value::Uint { value, size } => hex(*value, *size),
+    let mut out = String::new();
+    write_value(&mut out, node);
+    out
+}
+
+/// [`format_value`] onto an existing string (no allocation per value).
+pub fn write_value(out: &mut String, node: &Node) {
+    use std::fmt::Write as _;
+    let _ = match &node.value {
+        Value::Bool(b) => write!(out, "{b}"),
+        Value::Uint { value, size } => {
+            push_hex(out, *value, usize::from(*size) * 2);
+            Ok(())
+        }
         Value::Int { value, size } if *value < 0 => {
             let bits = u32::from(*size) * 8;
             let raw = (*value as u64) & (u64::MAX >> (64 - bits));
-            format!("{} ({value})", hex(raw, *size))
+            write!(out, "{raw:#0w$x} ({value})", w = usize::from(*size) * 2 + 2)
         }
-        Value::Int { value, size } => hex(*value as u64, *size),
+        Value::Int { value, size } => {
+            push_hex(out, *value as u64, usize::from(*size) * 2);
+            Ok(())
+        }
         // A value blanked for --schema-only: its shape is all there is.
         Value::Bytes(b) if b.is_empty() && node.len > 0 => {
-            format!("({}, {} bytes)", node.type_name, node.len)
+            write!(out, "({}, {} bytes)", node.type_name, node.len)
         }
-        Value::Bytes(b) if b.len() <= INLINE_BYTES => hex_bytes(b),
-        Value::Bytes(b) => format!("{} bytes", b.len()),
-        Value::Text(t) => format!("{t:?}"),
-        Value::Null => "nullptr".into(),
-        Value::Struct(_) => "struct".into(),
-        Value::Array(items) => format!("{} elements", items.len()),
+        Value::Bytes(b) if b.len() <= INLINE_BYTES => {
+            out.push_str(&hex_bytes(b));
+            Ok(())
+        }
+        Value::Bytes(b) => write!(out, "{} bytes", b.len()),
+        Value::Text(t) => write!(out, "{t:?}"),
+        Value::Null => write!(out, "nullptr"),
+        Value::Struct(_) => write!(out, "struct"),
+        Value::Array(items) => write!(out, "{} elements", items.len()),
+    };
+}
+
+const DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+/// `0x` and `value` in `digits` lowercase hex digits, zero-padded: the hot path of `show`,
+/// where `core::fmt` with a width was most of the time.
+pub fn push_hex(out: &mut String, value: u64, digits: usize) {
+    out.push_str("0x");
+    let digits = digits
+        .clamp(1, 16)
+        .max(((64 - value.leading_zeros() as usize) + 3) / 4);
+    for i in (0..digits).rev() {
+        out.push(char::from(DIGITS[((value >> (i * 4)) & 0xf) as usize]));
     }
 }
 
-fn hex(value: u64, size: u8) -> String {
-    format!("{value:#0width$x}", width = usize::from(size) * 2 + 2)
+/// `n` in decimal, without `core::fmt`.
+pub fn push_decimal(out: &mut String, mut n: usize) {
+    let mut buf = [0u8; 20];
+    let mut at = buf.len();
+    loop {
+        at -= 1;
+        buf[at] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    for &b in &buf[at..] {
+        out.push(char::from(b));
+    }
 }
 
+/// `00 ab ff`: space-separated lowercase hex, by table (this runs for every byte of every
+/// buffer `show` prints).
 pub fn hex_bytes(bytes: &[u8]) -> String {
     let mut out = String::with_capacity(bytes.len() * 3);
-    for (i, b) in bytes.iter().enumerate() {
+    for (i, &b) in bytes.iter().enumerate() {
         if i > 0 {
             out.push(' ');
         }
-        out.push_str(&format!("{b:02x}"));
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
     }
     out
 }
@@ -95,6 +142,20 @@ mod tests {
             offset: 0,
             len: 0,
             value,
+        }
+    }
+
+    #[test]
+    fn hand_rolled_hex_and_decimal_match_fmt() {
+        for (value, digits) in [(0u64, 2), (0x40, 8), (u64::MAX, 16), (0x1234, 2), (5, 1)] {
+            let mut s = String::new();
+            push_hex(&mut s, value, digits);
+            assert_eq!(s, format!("{value:#0w$x}", w = digits + 2));
+        }
+        for n in [0usize, 7, 10, 4095, usize::MAX] {
+            let mut s = String::new();
+            push_decimal(&mut s, n);
+            assert_eq!(s, n.to_string());
         }
     }
 
