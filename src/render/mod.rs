@@ -94,7 +94,7 @@ pub fn push_hex(out: &mut String, value: u64, digits: usize) {
     out.push_str("0x");
     let digits = digits
         .clamp(1, 16)
-        .max(((64 - value.leading_zeros() as usize) + 3) / 4);
+        .max((64 - value.leading_zeros() as usize).div_ceil(4));
     for i in (0..digits).rev() {
         out.push(char::from(DIGITS[((value >> (i * 4)) & 0xf) as usize]));
     }
