@@ -48,7 +48,7 @@ fn oracle_int(bytes: &[u8], signed: bool) -> Json {
 /// One field element as the script prints it.
 fn leaf_view(data: &[u8], node: &Node) -> Json {
     let raw = &data[node.offset as usize..(node.offset + node.len) as usize];
-    let ty = node.type_name.as_str();
+    let ty = &*node.type_name;
     match &node.value {
         Value::Struct(s) if ty == "struct" => struct_view(data, s),
         Value::Bool(b) if ty == "bool" => Json::Bool(*b),
