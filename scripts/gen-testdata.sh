@@ -18,6 +18,7 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
 td=$root/testdata
 QEMU10=qemu-system-x86_64
+QEMU_I386=qemu-system-i386
 QEMU72=qemu-system-x86_64-7.2
 COMMON=(-nodefaults -display none -accel tcg -m 32)
 QMP_ARGS=(-qmp unix:qmp.sock,server=on,wait=off)
@@ -25,7 +26,7 @@ QMP_ARGS=(-qmp unix:qmp.sock,server=on,wait=off)
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   bash "$here/install-qemu.sh"
 fi
-for b in "$QEMU10" "$QEMU72" gzip zstd python3 sha256sum; do
+for b in "$QEMU10" "$QEMU72" "$QEMU_I386" gzip zstd python3 sha256sum; do
   command -v "$b" >/dev/null || { echo "gen-testdata: $b not found (run scripts/install-qemu.sh)" >&2; exit 1; }
 done
 
@@ -176,6 +177,7 @@ mig pc10-e1000.mig "$QEMU10" -- -M pc-i440fx-10.0 -device e1000 -S
 mig pc10-virtio-net.mig "$QEMU10" -- -M pc-i440fx-10.0 -netdev user,id=n0 -device virtio-net-pci,netdev=n0 -S
 mig q35-10-xhci-tablet.mig "$QEMU10" -- -M pc-q35-10.0 -device qemu-xhci -device usb-tablet -S
 mig pc10-cpu-max.mig "$QEMU10" -- -M pc-i440fx-10.0 -cpu max -S
+mig pc10-i386.mig "$QEMU_I386" -- -M pc-i440fx-10.0 -S
 mig pc10-suppress-vmdesc.mig "$QEMU10" -- -M pc-i440fx-10.0,suppress-vmdesc=on -S
 M_ORACLE[pc10-suppress-vmdesc.mig]="not run: the file has no vmdesc JSON, which analyze-migration.py requires (it dies with \`OSError: [Errno 22] Invalid argument\` while looking for it)"
 

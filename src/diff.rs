@@ -657,6 +657,60 @@ mod tests {
         assert_eq!(changes[0].new.as_deref(), Some("0x09"));
     }
 
+    fn u64_node(name: &str, value: u64) -> Node {
+        Node {
+            name: name.into(),
+            type_name: "uint64".into(),
+            offset: 0,
+            len: 8,
+            value: Value::Uint { value, size: 8 },
+        }
+    }
+
+    /// A cpu section with `env.xstate_bv` and xmm3's low half, as QEMU's vmsd lays them out.
+    fn cpu(xstate_bv: u64, xmm3_low: u64) -> Device {
+        let xmm = |low: u64| Node {
+            name: String::new(),
+            type_name: "struct".into(),
+            offset: 0,
+            len: 16,
+            value: Value::Struct(Box::new(Struct {
+                vmsd_name: "xmm_reg".into(),
+                version: Some(1),
+                fields: vec![u64_node("_q_ZMMReg[0]", low), u64_node("_q_ZMMReg[1]", 0)],
+                subsections: Vec::new(),
+            })),
+        };
+        let mut device = device(vec![
+            u64_node("env.xstate_bv", xstate_bv),
+            Node {
+                name: "env.xmm_regs[0]".into(),
+                type_name: "struct".into(),
+                offset: 0,
+                len: 64,
+                value: Value::Array(vec![xmm(0), xmm(0), xmm(0), xmm(xmm3_low)]),
+            },
+        ]);
+        device.idstr = "cpu".into();
+        device
+    }
+
+    #[test]
+    fn changed_register_is_named_and_marked_live_or_stale() {
+        let meaning = |xstate_bv: u64| {
+            let mut out = Vec::new();
+            diff_device(&cpu(xstate_bv, 0), &cpu(xstate_bv, 0xdead), &mut out);
+            out.pop().and_then(|c| c.meaning).unwrap()
+        };
+        // XSTATE_SSE (bit 1) set: the register content is real state.
+        assert_eq!(meaning(0b11), "xmm3 (bits 0-63), live");
+        // Clear: the CPU holds xmm3 in its init state; the bytes are leftovers.
+        assert_eq!(
+            meaning(0b01),
+            "xmm3 (bits 0-63), stale: its xsave component is not in xstate_bv"
+        );
+    }
+
     #[test]
     fn byte_ranges_merge_close_runs() {
         let old = [0u8; 32];

@@ -256,3 +256,28 @@ fn cpu_model_changes_cpuid_dependent_state() {
         .unwrap();
     assert_eq!(added["path"], "cpu/msr_ia32_misc_enable");
 }
+
+#[test]
+fn i386_against_x86_64_cpu_state_is_a_schema_change() {
+    // VMSTATE_UINTTL is 32 bits on qemu-system-i386 and 64 on x86_64; i386 has 8 GPRs.
+    let changes = json_changes(&["--format", "json", "pc10-stopped.mig", "pc10-i386.mig"]);
+    let find = |path: &str| {
+        changes
+            .iter()
+            .find(|c| c["path"] == path)
+            .unwrap_or_else(|| panic!("{path}"))
+    };
+    assert_eq!(find("env.eip")["kind"], "type_changed");
+    assert_eq!(
+        find("env.eip")["note"],
+        "uint64 of 8 bytes -> uint32 of 4 bytes"
+    );
+    assert_eq!(find("env.regs")["kind"], "length_changed");
+    assert_eq!(find("env.regs")["old"], "16 elements");
+    assert_eq!(find("env.regs")["new"], "8 elements");
+    // Only the CPU differs.
+    assert!(
+        changes.iter().all(|c| c["device"] == "cpu (0)"),
+        "{changes:?}"
+    );
+}
