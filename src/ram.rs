@@ -242,7 +242,12 @@ impl RamParser {
                 )),
             ));
         }
-        let index = usize::try_from(index).map_err(|_| ParseError::new(at, ErrorKind::TooDeep))?;
+        let index = usize::try_from(index).map_err(|_| {
+            ParseError::new(
+                at,
+                ErrorKind::Invalid(format!("page index {index} does not fit in memory")),
+            )
+        })?;
         if index >= b.digests.len() {
             let gap = (index - b.digests.len()) as u64;
             self.gap_budget = self.gap_budget.checked_sub(gap).ok_or_else(|| {

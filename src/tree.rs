@@ -158,15 +158,6 @@ impl Node {
     }
 }
 
-impl Device {
-    pub fn key(&self) -> SectionRef {
-        SectionRef {
-            idstr: self.idstr.clone(),
-            instance_id: self.instance_id,
-        }
-    }
-}
-
 /// A vmsd's fields followed by the subsections that were sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Struct {
