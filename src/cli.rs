@@ -547,8 +547,9 @@ impl Comparison {
         if self.gate.failing.is_empty() {
             return Vec::new();
         }
-        let old = document(&self.old.dump, &self.filter);
-        let new = document(&self.new.dump, &self.filter);
+        // Only the trees cross threads (the inputs hold non-shareable state).
+        let (old_dump, new_dump, filter) = (&self.old.dump, &self.new.dump, &self.filter);
+        let (old, new) = rayon::join(|| document(old_dump, filter), || document(new_dump, filter));
         hunks(&old, &new, context)
     }
 

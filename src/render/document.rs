@@ -14,7 +14,7 @@ use super::{push_decimal, push_hex, write_value, DIGITS, INLINE_BYTES};
 use crate::diff::{device_name, subject};
 use crate::explain;
 use crate::filter::Filter;
-use crate::tree::{Dump, Node, Struct, Value};
+use crate::tree::{Device, Dump, Node, Struct, Value};
 
 /// Lines of the normalized form, collected (for the unified diff).
 pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
@@ -27,16 +27,15 @@ pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
 /// Fields the filter ignores are left out, and bytes it masks print as `..`, so ignored
 /// differences do not show in a diff of two documents.
 pub fn write_document(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) {
-    let mut w = Writer {
-        filter,
-        filtering: !filter.is_empty(),
-        sink,
-        line: String::with_capacity(128),
-        path: String::with_capacity(64),
-        subject: String::new(),
-        idstr: "",
-        device: String::new(),
-    };
+    write_header(dump, filter, sink);
+    for device in dump.sorted_devices() {
+        write_device(device, filter, sink);
+    }
+}
+
+/// `[stream]` and `[ram]`.
+fn write_header(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) {
+    let mut w = Writer::new(filter, sink);
     w.emit_str("[stream]");
     let commands: Vec<&str> = dump
         .stream
@@ -88,18 +87,19 @@ pub fn write_document(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) 
             ));
         }
     }
+}
 
-    for device in dump.sorted_devices() {
-        let name = device_name(device);
-        if w.filtering && filter.is_match(&name) {
-            continue;
-        }
-        w.emit_str(&format!("[{name}] version {}", device.version_id));
-        w.idstr = &device.idstr;
-        w.device = name;
-        w.path.clear();
-        w.struct_lines(&device.body);
+/// `[idstr (instance)] version N` and the device's fields.
+fn write_device(device: &Device, filter: &Filter, sink: &mut dyn FnMut(&str)) {
+    let name = device_name(device);
+    if !filter.is_empty() && filter.is_match(&name) {
+        return;
     }
+    let mut w = Writer::new(filter, sink);
+    w.emit_str(&format!("[{name}] version {}", device.version_id));
+    w.idstr = &device.idstr;
+    w.device = name;
+    w.struct_lines(&device.body);
 }
 
 /// Builds each line in one reused buffer, with the current field path kept as a stack
@@ -117,7 +117,20 @@ struct Writer<'a, 's> {
     device: String,
 }
 
-impl<'a> Writer<'a, '_> {
+impl<'a, 's> Writer<'a, 's> {
+    fn new(filter: &'a Filter, sink: &'s mut dyn FnMut(&str)) -> Self {
+        Writer {
+            filter,
+            filtering: !filter.is_empty(),
+            sink,
+            line: String::with_capacity(128),
+            path: String::with_capacity(64),
+            subject: String::new(),
+            idstr: "",
+            device: String::new(),
+        }
+    }
+
     fn emit_str(&mut self, line: &str) {
         (self.sink)(line);
     }
