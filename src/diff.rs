@@ -3,7 +3,7 @@
 //! subsections by name. Schema changes (fields added, removed, renamed, retyped; versions)
 //! are told apart from value changes.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Serialize;
 use similar::{capture_diff_slices, Algorithm, DiffOp};
@@ -91,6 +91,23 @@ pub struct Change {
 }
 
 impl Change {
+    /// A change of `kind` at `device`/`path`, its class that of the kind, nothing else set.
+    pub fn new(device: impl Into<String>, path: impl Into<String>, kind: ChangeKind) -> Change {
+        Change {
+            device: device.into(),
+            path: path.into(),
+            kind,
+            class: kind.class(),
+            old: None,
+            new: None,
+            old_offset: None,
+            new_offset: None,
+            ranges: Vec::new(),
+            note: None,
+            meaning: None,
+        }
+    }
+
     /// `device/path`, the string ignore and allow patterns match.
     pub fn subject(&self) -> String {
         subject(&self.device, &self.path)
@@ -119,10 +136,10 @@ pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
         .iter()
         .map(|d| ((d.idstr.as_str(), d.instance_id), d))
         .collect();
-    let old_keys: HashMap<(&str, u32), ()> = old
+    let old_keys: HashSet<(&str, u32)> = old
         .devices
         .iter()
-        .map(|d| ((d.idstr.as_str(), d.instance_id), ()))
+        .map(|d| (d.idstr.as_str(), d.instance_id))
         .collect();
     for o in old.sorted_devices() {
         match new_by_key.get(&(o.idstr.as_str(), o.instance_id)) {
@@ -131,7 +148,7 @@ pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
         }
     }
     for n in new.sorted_devices() {
-        if !old_keys.contains_key(&(n.idstr.as_str(), n.instance_id)) {
+        if !old_keys.contains(&(n.idstr.as_str(), n.instance_id)) {
             out.push(device_change(n, ChangeKind::DeviceAdded));
         }
     }
@@ -145,36 +162,21 @@ fn device_change(d: &Device, kind: ChangeKind) -> Change {
         _ => (None, Some(d.offset)),
     };
     Change {
-        device: device_name(d),
-        path: String::new(),
-        kind,
-        class: kind.class(),
-        old: None,
-        new: None,
         old_offset,
         new_offset,
-        ranges: Vec::new(),
         note: Some(match d.len {
             0 => format!("version {}", d.version_id),
             len => format!("version {}, {len} bytes", d.version_id),
         }),
-        meaning: None,
+        ..Change::new(device_name(d), "", kind)
     }
 }
 
 fn stream_change(path: &str, old: String, new: String) -> Change {
     Change {
-        device: "stream".into(),
-        path: path.into(),
-        kind: ChangeKind::Stream,
-        class: ChangeClass::Stream,
         old: Some(old),
         new: Some(new),
-        old_offset: None,
-        new_offset: None,
-        ranges: Vec::new(),
-        note: None,
-        meaning: None,
+        ..Change::new("stream", path, ChangeKind::Stream)
     }
 }
 
@@ -230,17 +232,12 @@ impl Ctx<'_> {
             _ => None,
         };
         self.out.push(Change {
-            device: self.device.clone(),
-            path: path.to_string(),
-            kind,
-            class: kind.class(),
             old: old.map(format_value),
             new: new.map(format_value),
             old_offset: old.map(|n| n.offset),
             new_offset: new.map(|n| n.offset),
-            ranges: Vec::new(),
             note: shape,
-            meaning: None,
+            ..Change::new(self.device.clone(), path, kind)
         });
     }
 }
@@ -260,17 +257,11 @@ pub fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
     };
     if old.version_id != new.version_id {
         ctx.out.push(Change {
-            device: ctx.device.clone(),
-            path: String::new(),
-            kind: ChangeKind::VersionChanged,
-            class: ChangeClass::Schema,
             old: Some(old.version_id.to_string()),
             new: Some(new.version_id.to_string()),
             old_offset: Some(old.offset),
             new_offset: Some(new.offset),
-            ranges: Vec::new(),
-            note: None,
-            meaning: None,
+            ..Change::new(ctx.device.clone(), "", ChangeKind::VersionChanged)
         });
     }
     diff_struct(&old.body, &new.body, "", &mut ctx);
@@ -364,17 +355,11 @@ fn subsection_change(
     new_offset: Option<u64>,
 ) {
     ctx.out.push(Change {
-        device: ctx.device.clone(),
-        path: prefix.trim_end_matches('/').to_string(),
-        kind,
-        class: kind.class(),
         old: old_offset.map(|_| "present".into()),
         new: new_offset.map(|_| "present".into()),
         old_offset,
         new_offset,
-        ranges: Vec::new(),
-        note: None,
-        meaning: None,
+        ..Change::new(ctx.device.clone(), prefix.trim_end_matches('/'), kind)
     });
 }
 
@@ -434,17 +419,11 @@ fn diff_node(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
             }
             if o.len() != n.len() {
                 ctx.out.push(Change {
-                    device: ctx.device.clone(),
-                    path: path.to_string(),
-                    kind: ChangeKind::LengthChanged,
-                    class: ChangeClass::Value,
                     old: Some(format!("{} elements", o.len())),
                     new: Some(format!("{} elements", n.len())),
                     old_offset: Some(old.offset),
                     new_offset: Some(new.offset),
-                    ranges: Vec::new(),
-                    note: None,
-                    meaning: None,
+                    ..Change::new(ctx.device.clone(), path, ChangeKind::LengthChanged)
                 });
             }
         }
@@ -515,17 +494,9 @@ fn ram_change(
     new: Option<String>,
 ) -> Change {
     Change {
-        device: "ram".into(),
-        path: block.name.clone(),
-        kind,
-        class: ChangeClass::Ram,
         old,
         new,
-        old_offset: None,
-        new_offset: None,
-        ranges: Vec::new(),
-        note: None,
-        meaning: None,
+        ..Change::new("ram", block.name.clone(), kind)
     }
 }
 

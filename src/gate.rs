@@ -144,21 +144,13 @@ impl AllowList {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::diff::{ChangeClass, ChangeKind};
+    use crate::diff::ChangeKind;
 
     fn change(path: &str, old: Option<&str>, new: Option<&str>) -> Change {
         Change {
-            device: "cpu (0)".into(),
-            path: path.into(),
-            kind: ChangeKind::Value,
-            class: ChangeClass::Value,
             old: old.map(String::from),
             new: new.map(String::from),
-            old_offset: None,
-            new_offset: None,
-            ranges: Vec::new(),
-            note: None,
-            meaning: None,
+            ..Change::new("cpu (0)", path, ChangeKind::Value)
         }
     }
 
