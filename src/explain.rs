@@ -1423,11 +1423,36 @@ const REGISTERS: &[Register] = &[
 
 /// The register entry for `path` and the numbers its pattern captured.
 fn find_register(path: &str) -> Option<(&'static Register, Vec<u64>)> {
+    // `show` asks for every field of every CPU: index the table once by the path's shape,
+    // so a field only tries the few patterns that can match it, in table order.
+    type Index = HashMap<(&'static str, String), Vec<&'static Register>>;
+    static INDEX: OnceLock<Index> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut index = Index::new();
+        for r in REGISTERS {
+            index.entry((r.sub, shape(r.pattern))).or_default().push(r);
+        }
+        index
+    });
     let (sub, field) = split_subsection(path);
-    REGISTERS
+    index
+        .get(&(sub, shape(field)))?
         .iter()
-        .filter(|r| r.sub == sub)
-        .find_map(|r| Some((r, match_pattern(field, r.pattern)?)))
+        .find_map(|r| Some((*r, match_pattern(field, r.pattern)?)))
+}
+
+/// `s` with every run of digits and `#` as one `#`: a path and every pattern that matches it
+/// have the same shape (`env.xmm_regs[0][#]` and `env.xmm_regs[3][12]` are both
+/// `env.xmm_regs[#][#]`).
+fn shape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        let numeric = c == '#' || c.is_ascii_digit();
+        if !(numeric && out.ends_with('#')) {
+            out.push(if numeric { '#' } else { c });
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -1796,6 +1821,19 @@ mod tests {
         assert_eq!(name("cpu/apx/env.regs[0]").as_deref(), Some("r16"));
         assert_eq!(name("cpu/apx/env.regs[15]").as_deref(), Some("r31"));
         assert_eq!(name("env.hflags"), None);
+    }
+
+    #[test]
+    fn shape_folds_numbers_and_placeholders() {
+        assert_eq!(
+            shape("env.xmm_regs[0][#]._q_ZMMReg[#]"),
+            "env.xmm_regs[#][#]._q_ZMMReg[#]"
+        );
+        assert_eq!(
+            shape("env.xmm_regs[1][15]._q_ZMMReg[3]"),
+            "env.xmm_regs[#][#]._q_ZMMReg[#]"
+        );
+        assert_eq!(shape("env.eip"), "env.eip");
     }
 
     #[test]

@@ -14,6 +14,7 @@
     )
 )]
 
+use std::borrow::Cow;
 use std::fmt;
 
 use serde::de::{self, Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
@@ -63,71 +64,88 @@ pub fn locate(data: &[u8]) -> Result<Option<Trailer>, ParseError> {
     Ok(Some(Trailer { marker, json_start }))
 }
 
-/// A JSON value that keeps duplicate object keys, in order.
+/// A JSON value that keeps duplicate object keys, in order. Strings borrow from the text
+/// unless they hold escapes: the vmdesc is read once, and copying every key would double
+/// the cost of reading it.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Json {
+pub enum Json<'a> {
     Null,
     Bool(bool),
     Int(i128),
     Float(f64),
-    Str(String),
-    Array(Vec<Json>),
-    Object(Vec<(String, Json)>),
+    Str(Cow<'a, str>),
+    Array(Vec<Json<'a>>),
+    Object(Vec<(Cow<'a, str>, Json<'a>)>),
 }
 
-impl<'de> Deserialize<'de> for Json {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json, D::Error> {
+impl<'de> Deserialize<'de> for Json<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Json<'de>, D::Error> {
         d.deserialize_any(JsonVisitor)
+    }
+}
+
+/// A key that borrows from the text when it can ([`Cow`]'s own impl always copies).
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Key<'de>, D::Error> {
+        match d.deserialize_str(JsonVisitor)? {
+            Json::Str(s) => Ok(Key(s)),
+            _ => Err(de::Error::custom("object key is not a string")),
+        }
     }
 }
 
 struct JsonVisitor;
 
 impl<'de> Visitor<'de> for JsonVisitor {
-    type Value = Json;
+    type Value = Json<'de>;
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
-    fn visit_unit<E: de::Error>(self) -> Result<Json, E> {
+    fn visit_unit<E: de::Error>(self) -> Result<Json<'de>, E> {
         Ok(Json::Null)
     }
-    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json, E> {
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<Json<'de>, E> {
         Ok(Json::Bool(v))
     }
-    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json, E> {
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<Json<'de>, E> {
         Ok(Json::Int(v.into()))
     }
-    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json, E> {
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<Json<'de>, E> {
         Ok(Json::Int(v.into()))
     }
-    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json, E> {
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<Json<'de>, E> {
         Ok(Json::Float(v))
     }
-    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json, E> {
-        Ok(Json::Str(v.to_string()))
+    fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Borrowed(v)))
     }
-    fn visit_string<E: de::Error>(self, v: String) -> Result<Json, E> {
-        Ok(Json::Str(v))
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v.to_string())))
     }
-    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json, A::Error> {
+    fn visit_string<E: de::Error>(self, v: String) -> Result<Json<'de>, E> {
+        Ok(Json::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Json<'de>, A::Error> {
         let mut items = Vec::new();
         while let Some(item) = seq.next_element()? {
             items.push(item);
         }
         Ok(Json::Array(items))
     }
-    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json, A::Error> {
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Json<'de>, A::Error> {
         let mut entries = Vec::new();
-        while let Some(entry) = map.next_entry()? {
-            entries.push(entry);
+        while let Some((Key(key), value)) = map.next_entry()? {
+            entries.push((key, value));
         }
         Ok(Json::Object(entries))
     }
 }
 
-impl Json {
-    fn entries(&self) -> &[(String, Json)] {
+impl<'a> Json<'a> {
+    fn entries(&self) -> &[(Cow<'a, str>, Json<'a>)] {
         match self {
             Json::Object(entries) => entries,
             _ => &[],
@@ -135,7 +153,7 @@ impl Json {
     }
 
     /// The first value under `key`.
-    pub fn get(&self, key: &str) -> Option<&Json> {
+    pub fn get(&self, key: &str) -> Option<&Json<'a>> {
         self.entries()
             .iter()
             .find_map(|(k, v)| (k == key).then_some(v))
@@ -155,7 +173,7 @@ impl Json {
         }
     }
 
-    pub fn as_array(&self) -> Option<&[Json]> {
+    pub fn as_array(&self) -> Option<&[Json<'a>]> {
         match self {
             Json::Array(items) => Some(items),
             _ => None,
@@ -328,7 +346,7 @@ fn device_desc(d: &Json) -> Result<DeviceDesc, String> {
 }
 
 /// A vmsd description from the keys `vmsd_name`, `version`, `fields`, `subsections`.
-fn struct_desc(entries: &[(String, Json)]) -> Result<StructDesc, String> {
+fn struct_desc(entries: &[(Cow<'_, str>, Json<'_>)]) -> Result<StructDesc, String> {
     let mut desc = StructDesc {
         vmsd_name: String::new(),
         version: None,
@@ -336,7 +354,7 @@ fn struct_desc(entries: &[(String, Json)]) -> Result<StructDesc, String> {
         subsections: Vec::new(),
     };
     for (key, value) in entries {
-        match key.as_str() {
+        match &**key {
             "vmsd_name" => desc.vmsd_name = value.as_str().unwrap_or_default().to_string(),
             "version" => desc.version = value.as_u64(),
             "fields" => {
@@ -459,6 +477,14 @@ mod tests {
         assert_eq!(&*field.type_name, "qtailq");
         assert_eq!(field.nested.len(), 2);
         assert_eq!(field.nested[1].fields[0].name, "a");
+    }
+
+    #[test]
+    fn escaped_keys_and_strings_are_unescaped() {
+        let text = br#"{"devices": [{"na\u006de": "a\"b", "instance_id": 0, "vmsd_name": "x",
+            "version": 1, "fields": []}]}"#;
+        let schema = parse(text, 0).unwrap();
+        assert_eq!(schema.devices[0].idstr, "a\"b");
     }
 
     #[test]
