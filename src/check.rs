@@ -7,6 +7,8 @@
 //! of the same size loads, a scalar that changes size or appears at the same section
 //! version desynchronizes the load. Things a description cannot settle are warnings.
 
+use std::borrow::Cow;
+
 use serde::Serialize;
 
 use crate::diff::{device_name, diff_device, Change, ChangeKind};
@@ -245,7 +247,7 @@ fn check_layout(c: &mut Checker, subject: &str, src: &Device, dst: &Device, chan
             ),
             ChangeKind::TypeChanged => {
                 let scalar =
-                    |n: Option<&Node>| n.is_some_and(|n| !matches!(n.value, Value::Bytes(_)));
+                    |n: Option<Cow<Node>>| n.is_some_and(|n| !matches!(n.value, Value::Bytes(_)));
                 let (o, n) = (src.body.find(&change.path), dst.body.find(&change.path));
                 if scalar(o) || scalar(n) {
                     c.refuse(

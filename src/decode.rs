@@ -17,7 +17,7 @@
 
 use crate::error::{ErrorKind, ParseError};
 use crate::reader::Reader;
-use crate::tree::{self, Node, Struct, Subsection, Value, Warning};
+use crate::tree::{self, Node, Scalars, Struct, Subsection, Value, Warning};
 use crate::vmdesc::{FieldDesc, Kind, StructDesc};
 
 /// Structs, subsections and lists nested deeper than this are refused.
@@ -120,38 +120,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
             let offset = self.reader.offset();
             let is_array = run > 1 || first.array_len.is_some() || first.index.is_some();
             let value = if is_array {
-                // Known up front, but taken from the description: bounded by the bytes left,
-                // as every element takes at least one.
-                let count: u64 = group.iter().map(|d| d.array_len.unwrap_or(1)).sum();
-                let capacity = usize::try_from(count)
-                    .unwrap_or(usize::MAX)
-                    .min(self.reader.remaining());
-                let mut elements = Vec::with_capacity(capacity);
-                for desc in group {
-                    for _ in 0..desc.array_len.unwrap_or(1) {
-                        // Guard against a hostile array_len: each element takes at least a byte.
-                        if self.reader.is_empty() {
-                            return Err(self
-                                .reader
-                                .error(ErrorKind::Truncated {
-                                    what: "array element",
-                                    need: 1,
-                                    left: 0,
-                                })
-                                .in_field(&field_path));
-                        }
-                        let check_size = elements.is_empty() || desc.array_len.is_none();
-                        let index = Some(elements.len());
-                        elements.push(self.decode_element(
-                            desc,
-                            &field_path,
-                            index,
-                            depth,
-                            check_size,
-                        )?);
-                    }
-                }
-                Value::Array(elements)
+                self.decode_array(group, &field_path, depth)?
             } else {
                 self.decode_element(first, &field_path, None, depth, true)?
                     .value
@@ -163,6 +132,13 @@ impl<'r, 'a> Decoder<'r, 'a> {
                         element_path(&field_path, items.len().checked_sub(1)),
                         items.last().map_or(offset, |n| n.offset),
                     ),
+                    Value::Scalars(scalars) => {
+                        let last = scalars.values.len().saturating_sub(1);
+                        (
+                            element_path(&field_path, Some(last)),
+                            offset + last as u64 * u64::from(scalars.size),
+                        )
+                    }
                     _ => (field_path, offset),
                 });
             }
@@ -175,6 +151,60 @@ impl<'r, 'a> Decoder<'r, 'a> {
             });
         }
         Ok(nodes)
+    }
+
+    /// The elements of `group` (entries sharing one name, some compressed) as one array:
+    /// [`Value::Scalars`] when they are integers of one type and size, else nodes.
+    fn decode_array(
+        &mut self,
+        group: &[FieldDesc],
+        field_path: &str,
+        depth: usize,
+    ) -> Result<Value, ParseError> {
+        // Known up front, but taken from the description: bounded by the bytes left, as
+        // every element takes at least one.
+        let count: u64 = group.iter().map(|d| d.array_len.unwrap_or(1)).sum();
+        let capacity = usize::try_from(count)
+            .unwrap_or(usize::MAX)
+            .min(self.reader.remaining());
+        let scalar = scalar_layout(group).filter(|_| count > 0);
+        let mut elements = Vec::with_capacity(if scalar.is_some() { 0 } else { capacity });
+        let mut values = Vec::with_capacity(if scalar.is_some() { capacity } else { 0 });
+        for desc in group {
+            for _ in 0..desc.array_len.unwrap_or(1) {
+                // Guard against a hostile array_len: each element takes at least a byte.
+                if self.reader.is_empty() {
+                    return Err(self
+                        .reader
+                        .error(ErrorKind::Truncated {
+                            what: "array element",
+                            need: 1,
+                            left: 0,
+                        })
+                        .in_field(field_path));
+                }
+                if let Some((_, signed)) = scalar {
+                    let index = values.len();
+                    let bytes = self
+                        .reader
+                        .bytes(desc.size, "field value")
+                        .map_err(|e| e.in_field(&element_path(field_path, Some(index))))?;
+                    values.push(big_endian(bytes, signed));
+                } else {
+                    let check_size = elements.is_empty() || desc.array_len.is_none();
+                    let index = Some(elements.len());
+                    elements.push(self.decode_element(desc, field_path, index, depth, check_size)?);
+                }
+            }
+        }
+        Ok(match scalar {
+            Some((size, signed)) => Value::Scalars(Scalars {
+                size,
+                signed,
+                values,
+            }),
+            None => Value::Array(elements),
+        })
     }
 
     /// One element of a field (`index` within an array). `check_size`: whether the vmdesc
@@ -267,17 +297,17 @@ impl<'r, 'a> Decoder<'r, 'a> {
                 }
             }
             (Kind::Bool, Some(1)) => return Ok(Value::Bool(bytes != [0])),
-            (Kind::Signed | Kind::Unsigned, Some(size)) => {
-                let value = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-                return Ok(if desc.kind == Kind::Signed {
-                    let shift = 64 - 8 * u32::from(size);
-                    Value::Int {
-                        value: ((value << shift) as i64) >> shift,
-                        size,
-                    }
-                } else {
-                    Value::Uint { value, size }
-                });
+            (Kind::Signed, Some(size)) => {
+                return Ok(Value::Int {
+                    value: big_endian(bytes, true) as i64,
+                    size,
+                })
+            }
+            (Kind::Unsigned, Some(size)) => {
+                return Ok(Value::Uint {
+                    value: big_endian(bytes, false),
+                    size,
+                })
             }
             _ => {}
         }
@@ -401,6 +431,36 @@ impl<'r, 'a> Decoder<'r, 'a> {
 }
 
 /// `field[index]`, or the field itself outside an array.
+/// A big-endian integer of 1 to 8 bytes; `signed`: sign-extended to 64 bits.
+fn big_endian(bytes: &[u8], signed: bool) -> u64 {
+    let value = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
+    let shift = 64u32.saturating_sub(8 * bytes.len() as u32);
+    if signed && shift < 64 {
+        (((value << shift) as i64) >> shift) as u64
+    } else {
+        value
+    }
+}
+
+/// Size and signedness of an array whose entries are all integers of its first entry's
+/// type and size: such an array decodes to [`Scalars`], the same rule that
+/// [`tree::Node`]'s deserializer folds element nodes by.
+fn scalar_layout(group: &[FieldDesc]) -> Option<(u8, bool)> {
+    let first = group.first()?;
+    let signed = match first.kind {
+        Kind::Signed => true,
+        Kind::Unsigned => false,
+        _ => return None,
+    };
+    let size = u8::try_from(first.size)
+        .ok()
+        .filter(|s| matches!(s, 1 | 2 | 4 | 8))?;
+    group
+        .iter()
+        .all(|d| d.kind == first.kind && d.size == first.size && d.type_name == first.type_name)
+        .then_some((size, signed))
+}
+
 fn element_path(field_path: &str, index: Option<usize>) -> String {
     match index {
         Some(i) => format!("{field_path}[{i}]"),
@@ -454,13 +514,54 @@ mod tests {
         let (s, warnings) = decode(&desc, &data).unwrap();
         assert!(warnings.is_empty());
         assert_eq!(s.fields[0].value, Value::Int { value: -2, size: 2 });
-        let Value::Array(regs) = &s.fields[1].value else {
-            panic!("not an array")
-        };
+        assert_eq!(
+            s.fields[1].value,
+            Value::Scalars(Scalars {
+                size: 4,
+                signed: false,
+                values: vec![1, 2, 3],
+            })
+        );
+        let regs = s.fields[1].elements().unwrap();
         assert_eq!(regs.len(), 3);
         assert_eq!(regs[2].value, Value::Uint { value: 3, size: 4 });
-        assert_eq!(regs[2].offset, 10);
+        assert_eq!((regs[2].offset, regs[2].len), (10, 4));
+        assert_eq!(&*regs[2].type_name, "uint32");
         assert_eq!(s.fields[2].value, Value::Bool(true));
+    }
+
+    #[test]
+    fn scalar_arrays_fold_only_one_type_and_size() {
+        let desc = schema(
+            r#"{"name": "s", "array_len": 2, "type": "int8", "size": 1},
+               {"name": "m", "index": 0, "type": "uint8", "size": 1},
+               {"name": "m", "index": 1, "type": "uint8 equal", "size": 1},
+               {"name": "b", "array_len": 2, "type": "bool", "size": 1}"#,
+            "",
+        );
+        let (s, _) = decode(&desc, &[0xff, 1, 5, 6, 1, 0]).unwrap();
+        let signed = s.fields[0].elements().unwrap();
+        assert_eq!(signed[0].value, Value::Int { value: -1, size: 1 });
+        assert_eq!(signed[1].value, Value::Int { value: 1, size: 1 });
+        // Mixed types and non-integers stay nodes, each with its own type.
+        let Value::Array(mixed) = &s.fields[1].value else {
+            panic!("a mixed-type run is not scalars")
+        };
+        assert_eq!(&*mixed[1].type_name, "uint8 equal");
+        assert!(matches!(s.fields[2].value, Value::Array(_)));
+    }
+
+    #[test]
+    fn truncated_scalar_array_names_the_element() {
+        let desc = schema(
+            r#"{"name": "regs", "array_len": 3, "type": "uint32", "size": 4}"#,
+            "",
+        );
+        let err = decode(&desc, &[0, 0, 0, 1, 0, 0]).unwrap_err();
+        assert_eq!(err.offset, 4);
+        assert_eq!(err.field.as_deref(), Some("regs[1]"));
+        let err = decode(&desc, &[0, 0, 0, 1]).unwrap_err();
+        assert_eq!(err.field.as_deref(), Some("regs"));
     }
 
     #[test]
@@ -476,10 +577,7 @@ mod tests {
             );
             let (s, _) = decode(&desc, &[7, 8]).unwrap();
             assert_eq!(s.fields.len(), 1);
-            let Value::Array(items) = &s.fields[0].value else {
-                panic!("not an array")
-            };
-            assert_eq!(items.len(), 2);
+            assert_eq!(s.fields[0].value.element_count(), Some(2));
         }
     }
 

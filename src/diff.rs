@@ -413,19 +413,8 @@ fn diff_node(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
         (Value::Struct(o), Value::Struct(n)) => {
             diff_struct(o, n, &crate::tree::child_prefix(path), ctx)
         }
-        (Value::Array(o), Value::Array(n)) => {
-            for (i, (oe, ne)) in o.iter().zip(n).enumerate() {
-                diff_node(oe, ne, &format!("{path}[{i}]"), ctx);
-            }
-            if o.len() != n.len() {
-                ctx.out.push(Change {
-                    old: Some(format!("{} elements", o.len())),
-                    new: Some(format!("{} elements", n.len())),
-                    old_offset: Some(old.offset),
-                    new_offset: Some(new.offset),
-                    ..Change::new(ctx.device.clone(), path, ChangeKind::LengthChanged)
-                });
-            }
+        (Value::Array(_) | Value::Scalars(_), Value::Array(_) | Value::Scalars(_)) => {
+            diff_array(old, new, path, ctx)
         }
         (o, n)
             if !same_shape(old, new) || std::mem::discriminant(o) != std::mem::discriminant(n) =>
@@ -449,6 +438,44 @@ fn diff_node(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
             }
         }
         _ => {}
+    }
+}
+
+/// Arrays element by element, then their lengths.
+fn diff_array(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
+    match (&old.value, &new.value) {
+        // One layout: compare the numbers, and build nodes only for elements that differ.
+        (Value::Scalars(o), Value::Scalars(n))
+            if (o.size, o.signed) == (n.size, n.signed) && old.type_name == new.type_name =>
+        {
+            for (i, (ov, nv)) in o.values.iter().zip(&n.values).enumerate() {
+                if ov != nv {
+                    if let (Some(oe), Some(ne)) = (o.element(old, i), n.element(new, i)) {
+                        diff_node(&oe, &ne, &format!("{path}[{i}]"), ctx);
+                    }
+                }
+            }
+        }
+        _ => {
+            let (o, n) = (old.elements(), new.elements());
+            let (o, n) = (
+                o.as_deref().unwrap_or_default(),
+                n.as_deref().unwrap_or_default(),
+            );
+            for (i, (oe, ne)) in o.iter().zip(n).enumerate() {
+                diff_node(oe, ne, &format!("{path}[{i}]"), ctx);
+            }
+        }
+    }
+    let (o, n) = (old.value.element_count(), new.value.element_count());
+    if o != n {
+        ctx.out.push(Change {
+            old: Some(format!("{} elements", o.unwrap_or(0))),
+            new: Some(format!("{} elements", n.unwrap_or(0))),
+            old_offset: Some(old.offset),
+            new_offset: Some(new.offset),
+            ..Change::new(ctx.device.clone(), path, ChangeKind::LengthChanged)
+        });
     }
 }
 
@@ -596,6 +623,52 @@ mod tests {
         let mut out = Vec::new();
         diff_device(&device(old), &device(new), &mut out);
         out
+    }
+
+    /// `regs`, four uint16 at offset 8, as scalars or as element nodes.
+    fn regs(values: &[u64], folded: bool) -> Node {
+        let mut node = Node {
+            name: "regs".into(),
+            type_name: "uint16".into(),
+            offset: 8,
+            len: 2 * values.len() as u64,
+            value: Value::Scalars(crate::tree::Scalars {
+                size: 2,
+                signed: false,
+                values: values.to_vec(),
+            }),
+        };
+        if !folded {
+            node.value = Value::Array(node.elements().unwrap().into_owned());
+        }
+        node
+    }
+
+    #[test]
+    fn scalar_arrays_diff_element_by_element_in_either_form() {
+        for (old_folded, new_folded) in [(true, true), (false, true), (true, false)] {
+            let changes = diff(
+                vec![regs(&[1, 2, 3, 4], old_folded)],
+                vec![regs(&[1, 2, 7, 4, 5], new_folded)],
+            );
+            let summary: Vec<_> = changes
+                .iter()
+                .map(|c| (c.kind, c.path.as_str(), c.old.as_deref(), c.new.as_deref()))
+                .collect();
+            assert_eq!(
+                summary,
+                [
+                    (ChangeKind::Value, "regs[2]", Some("0x0003"), Some("0x0007")),
+                    (
+                        ChangeKind::LengthChanged,
+                        "regs",
+                        Some("4 elements"),
+                        Some("5 elements")
+                    ),
+                ]
+            );
+            assert_eq!(changes[0].old_offset, Some(12));
+        }
     }
 
     #[test]

@@ -36,5 +36,5 @@ pub mod vmdesc;
 pub mod vmstate_dump;
 
 pub use error::{ErrorKind, ParseError, SectionRef};
-pub use tree::{Device, Dump, Node, Struct, Value};
+pub use tree::{Device, Dump, Node, Scalars, Struct, Value};
 pub use vmdesc::Schema;

@@ -5,9 +5,11 @@
 //! it was decoded from, for error messages and hex views. Guest RAM is kept only as
 //! per-page digests.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::SectionRef;
 
@@ -109,6 +111,10 @@ fn blank_struct(s: &mut Struct) {
 }
 
 fn blank_node(node: &mut Node) {
+    if let Value::Scalars(_) = node.value {
+        // Blanked elements are no longer numbers: keep them as nodes.
+        node.value = Value::Array(node.elements().unwrap_or_default().into_owned());
+    }
     match &mut node.value {
         Value::Struct(s) => blank_struct(s),
         Value::Array(items) => items.iter_mut().for_each(blank_node),
@@ -118,12 +124,13 @@ fn blank_node(node: &mut Node) {
 
 impl Struct {
     /// The node at `path` (`env.segs[1].flags`, `cpu/avx512/env.opmask_regs[2]`), following
-    /// the path rules of [`child_prefix`] and [`subsection_prefix`].
-    pub fn find(&self, path: &str) -> Option<&Node> {
+    /// the path rules of [`child_prefix`] and [`subsection_prefix`]. An element of a scalar
+    /// array is built for the answer.
+    pub fn find(&self, path: &str) -> Option<Cow<'_, Node>> {
         self.find_under(path, "")
     }
 
-    fn find_under(&self, path: &str, prefix: &str) -> Option<&Node> {
+    fn find_under(&self, path: &str, prefix: &str) -> Option<Cow<'_, Node>> {
         let fields = self
             .fields
             .iter()
@@ -140,9 +147,9 @@ impl Struct {
 }
 
 impl Node {
-    fn find_under(&self, path: &str, here: &str) -> Option<&Node> {
+    fn find_under(&self, path: &str, here: &str) -> Option<Cow<'_, Node>> {
         if path == here {
-            return Some(self);
+            return Some(Cow::Borrowed(self));
         }
         if !path.starts_with(here) {
             return None;
@@ -153,8 +160,171 @@ impl Node {
                 .iter()
                 .enumerate()
                 .find_map(|(i, n)| n.find_under(path, &format!("{here}[{i}]"))),
+            Value::Scalars(scalars) => {
+                let index = path
+                    .strip_prefix(here)?
+                    .strip_prefix('[')?
+                    .strip_suffix(']')?;
+                let i: usize = index.parse().ok()?;
+                (i.to_string() == index)
+                    .then(|| scalars.element(self, i))
+                    .flatten()
+                    .map(Cow::Owned)
+            }
             _ => None,
         }
+    }
+
+    /// The elements of an array node, `None` for any other node. Elements of a scalar
+    /// array are built here, one node each, as they were before being folded.
+    pub fn elements(&self) -> Option<Cow<'_, [Node]>> {
+        match &self.value {
+            Value::Array(items) => Some(Cow::Borrowed(items)),
+            Value::Scalars(scalars) => Some(Cow::Owned(
+                (0..scalars.values.len())
+                    .filter_map(|i| scalars.element(self, i))
+                    .collect(),
+            )),
+            _ => None,
+        }
+    }
+}
+
+impl Value {
+    /// How many elements an array holds; `None` when this is not an array.
+    pub fn element_count(&self) -> Option<usize> {
+        match self {
+            Value::Array(items) => Some(items.len()),
+            Value::Scalars(scalars) => Some(scalars.values.len()),
+            _ => None,
+        }
+    }
+}
+
+/// Integers of one size and signedness, the elements of an array node: element `i` has the
+/// array's type, `size` bytes at the array's offset + `i * size`. Arrays of scalars run to
+/// tens of thousands of elements (e1000's `mac_reg`, ICH9's `chip_config`), and a number
+/// costs a tenth of a node.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Scalars {
+    /// 1, 2, 4 or 8.
+    pub size: u8,
+    pub signed: bool,
+    /// Signed values sign-extended to 64 bits.
+    pub values: Vec<u64>,
+}
+
+impl Scalars {
+    /// Element `i` as a value.
+    pub fn value(&self, i: usize) -> Option<Value> {
+        let value = *self.values.get(i)?;
+        let size = self.size;
+        Some(if self.signed {
+            Value::Int {
+                value: value as i64,
+                size,
+            }
+        } else {
+            Value::Uint { value, size }
+        })
+    }
+
+    /// Element `i` of `array` (the node holding these scalars) as a node.
+    pub fn element(&self, array: &Node, i: usize) -> Option<Node> {
+        let size = u64::from(self.size);
+        Some(Node {
+            name: String::new(),
+            type_name: array.type_name.clone(),
+            offset: array.offset + i as u64 * size,
+            len: size,
+            value: self.value(i)?,
+        })
+    }
+
+    /// The scalars `items` (the elements of `array`) are, when they are exactly that: all
+    /// unnamed integers of the array's type and one size, laid end to end from its start.
+    fn of(array: &Node, items: &[Node]) -> Option<Scalars> {
+        let (size, signed) = match items.first()?.value {
+            Value::Uint { size, .. } => (size, false),
+            Value::Int { size, .. } => (size, true),
+            _ => return None,
+        };
+        if !matches!(size, 1 | 2 | 4 | 8) {
+            return None;
+        }
+        let step = u64::from(size);
+        let mut values = Vec::with_capacity(items.len());
+        for (i, item) in items.iter().enumerate() {
+            let value = match item.value {
+                Value::Uint { value, size: s } if !signed && s == size => value,
+                Value::Int { value, size: s } if signed && s == size => value as u64,
+                _ => return None,
+            };
+            let in_place = item.name.is_empty()
+                && item.type_name == array.type_name
+                && item.len == step
+                && Some(item.offset)
+                    == (i as u64)
+                        .checked_mul(step)
+                        .and_then(|o| o.checked_add(array.offset));
+            if !in_place {
+                return None;
+            }
+            values.push(value);
+        }
+        Some(Scalars {
+            size,
+            signed,
+            values,
+        })
+    }
+}
+
+/// A node as exports spell it: scalar arrays as element nodes, so the JSON has one layout.
+impl Serialize for Node {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut node = serializer.serialize_struct("Node", 5)?;
+        node.serialize_field("name", &self.name)?;
+        node.serialize_field("type", &self.type_name)?;
+        node.serialize_field("offset", &self.offset)?;
+        node.serialize_field("len", &self.len)?;
+        match &self.value {
+            Value::Scalars(_) => {
+                let elements = self.elements().unwrap_or_default().into_owned();
+                node.serialize_field("value", &Value::Array(elements))?;
+            }
+            value => node.serialize_field("value", value)?,
+        }
+        node.end()
+    }
+}
+
+/// [`Node`] as read from JSON, before arrays of scalars fold back into [`Scalars`].
+#[derive(Deserialize)]
+struct NodeFields {
+    name: String,
+    #[serde(rename = "type")]
+    type_name: Arc<str>,
+    offset: u64,
+    len: u64,
+    value: Value,
+}
+
+impl From<NodeFields> for Node {
+    fn from(f: NodeFields) -> Node {
+        let mut node = Node {
+            name: f.name,
+            type_name: f.type_name,
+            offset: f.offset,
+            len: f.len,
+            value: f.value,
+        };
+        if let Value::Array(items) = &node.value {
+            if let Some(scalars) = Scalars::of(&node, items) {
+                node.value = Value::Scalars(scalars);
+            }
+        }
+        node
     }
 }
 
@@ -175,7 +345,8 @@ pub struct Subsection {
 }
 
 /// One field: its vmdesc name and type, where it was in the stream, and its value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(from = "NodeFields")]
 pub struct Node {
     pub name: String,
     /// Shared with the description and every element of an array: no copy per element.
@@ -210,6 +381,11 @@ pub enum Value {
     Struct(Box<Struct>),
     /// Array elements in order; element nodes have an empty name.
     Array(Vec<Node>),
+    /// An array of integers of one type and size: always this, never [`Value::Array`], so
+    /// two decodes of the same state compare equal. Written to JSON by its [`Node`], as
+    /// element nodes.
+    #[serde(skip)]
+    Scalars(Scalars),
 }
 
 /// One RAM block of the "ram" section, with a digest per page instead of its contents.
@@ -403,6 +579,44 @@ mod tests {
         assert_eq!(s.find("cpu/pkru/env.pkru").map(|n| n.offset), Some(7));
         assert!(s.find("env.segs[2].flags").is_none());
         assert!(s.find("env.cr").is_none());
+    }
+
+    #[test]
+    fn scalar_elements_are_found_blanked_and_serialized_as_nodes() {
+        let regs = Node {
+            name: "regs".into(),
+            type_name: "int32".into(),
+            offset: 100,
+            len: 8,
+            value: Value::Scalars(Scalars {
+                size: 4,
+                signed: true,
+                values: vec![5, -2i64 as u64],
+            }),
+        };
+        let s = Struct {
+            vmsd_name: "d".into(),
+            version: None,
+            fields: vec![regs.clone()],
+            subsections: Vec::new(),
+        };
+        let found = s.find("regs[1]").unwrap();
+        assert_eq!((found.offset, found.len), (104, 4));
+        assert_eq!(found.value, Value::Int { value: -2, size: 4 });
+        assert!(s.find("regs[01]").is_none() && s.find("regs[2]").is_none());
+
+        let json = serde_json::to_value(&regs).unwrap();
+        assert_eq!(json["value"]["array"][1]["offset"], 104);
+        assert_eq!(json["value"]["array"][1]["value"]["int"]["value"], -2);
+        assert_eq!(serde_json::from_value::<Node>(json).unwrap(), regs);
+
+        let mut blank = regs;
+        blank_node(&mut blank);
+        let Value::Array(items) = &blank.value else {
+            panic!("blanked scalars stay scalars")
+        };
+        assert_eq!(items[1].value, Value::Bytes(Vec::new()));
+        assert_eq!((items[1].offset, items[1].len), (104, 4));
     }
 
     #[test]

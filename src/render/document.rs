@@ -10,7 +10,7 @@ use std::fmt::Write as _;
 
 use xxhash_rust::xxh3::Xxh3;
 
-use super::{push_decimal, push_hex, write_value, DIGITS, INLINE_BYTES};
+use super::{push_decimal, push_hex, push_int, write_value, DIGITS, INLINE_BYTES};
 use crate::diff::{device_name, subject};
 use crate::explain;
 use crate::filter::Filter;
@@ -185,10 +185,22 @@ impl<'a, 's> Writer<'a, 's> {
                     self.path.truncate(base);
                 }
             }
+            Value::Scalars(scalars) => {
+                let base = self.path.len();
+                for (i, &value) in scalars.values.iter().enumerate() {
+                    self.path.push('[');
+                    push_decimal(&mut self.path, i);
+                    self.path.push(']');
+                    if !(self.filtering && self.leaf_ignored()) {
+                        self.start_line();
+                        self.push_int_line(value, scalars.size, scalars.signed);
+                    }
+                    self.path.truncate(base);
+                }
+            }
             value => {
                 let mask = if self.filtering {
-                    self.subject = subject(&self.device, &self.path);
-                    if self.filter.is_match(&self.subject) {
+                    if self.leaf_ignored() {
                         return;
                     }
                     self.filter.byte_mask(&self.subject)
@@ -200,11 +212,34 @@ impl<'a, 's> Writer<'a, 's> {
         }
     }
 
-    fn leaf_lines(&mut self, node: &Node, value: &Value, mask: &[(u64, u64)]) {
+    /// Whether the filter ignores the field at the current path.
+    fn leaf_ignored(&mut self) -> bool {
+        self.subject = subject(&self.device, &self.path);
+        self.filter.is_match(&self.subject)
+    }
+
+    /// `  path = `, the start of a field's line.
+    fn start_line(&mut self) {
         self.line.clear();
         self.line.push_str("  ");
         self.line.push_str(&self.path);
         self.line.push_str(" = ");
+    }
+
+    /// Ends the line with an integer and what it means, for fields [`explain`] knows: only
+    /// facts about this value, never about other fields (not liveness), so an annotation
+    /// changes only when its line does.
+    fn push_int_line(&mut self, value: u64, size: u8, signed: bool) {
+        push_int(&mut self.line, value, size, signed);
+        if let Some(note) = explain::value_meaning(self.idstr, &self.path, value) {
+            self.line.push_str("  # ");
+            self.line.push_str(&note);
+        }
+        self.emit();
+    }
+
+    fn leaf_lines(&mut self, node: &Node, value: &Value, mask: &[(u64, u64)]) {
+        self.start_line();
         match value {
             Value::Bytes(bytes) if !bytes.is_empty() && bytes.len() <= INLINE_BYTES => {
                 masked_hex(&mut self.line, bytes, 0, mask);
@@ -225,27 +260,14 @@ impl<'a, 's> Writer<'a, 's> {
                     self.emit();
                 }
             }
-            value => {
+            &Value::Uint { value, size } => self.push_int_line(value, size, false),
+            &Value::Int { value, size } => self.push_int_line(value as u64, size, true),
+            _ => {
                 write_value(&mut self.line, node);
-                if let Some(note) = annotation(self.idstr, &self.path, value) {
-                    self.line.push_str("  # ");
-                    self.line.push_str(&note);
-                }
                 self.emit();
             }
         }
     }
-}
-
-/// What a value means, for fields [`explain`] knows. Only facts about this value, never
-/// about other fields (not liveness), so an annotation changes only when its line does.
-fn annotation(idstr: &str, path: &str, value: &Value) -> Option<String> {
-    let raw = match *value {
-        Value::Uint { value, .. } => value,
-        Value::Int { value, .. } => value as u64,
-        _ => return None,
-    };
-    explain::value_meaning(idstr, path, raw)
 }
 
 /// Hex bytes onto `out`, with bytes inside `mask` (offsets from `base`) shown as `..`.

@@ -58,16 +58,11 @@ pub fn write_value(out: &mut String, node: &Node) {
     let _ = match &node.value {
         Value::Bool(b) => write!(out, "{b}"),
         Value::Uint { value, size } => {
-            push_hex(out, *value, usize::from(*size) * 2);
+            push_int(out, *value, *size, false);
             Ok(())
         }
-        Value::Int { value, size } if *value < 0 => {
-            let bits = u32::from(*size) * 8;
-            let raw = (*value as u64) & (u64::MAX >> (64 - bits));
-            write!(out, "{raw:#0w$x} ({value})", w = usize::from(*size) * 2 + 2)
-        }
         Value::Int { value, size } => {
-            push_hex(out, *value as u64, usize::from(*size) * 2);
+            push_int(out, *value as u64, *size, true);
             Ok(())
         }
         // A value blanked for --schema-only: its shape is all there is.
@@ -82,8 +77,24 @@ pub fn write_value(out: &mut String, node: &Node) {
         Value::Text(t) => write!(out, "{t:?}"),
         Value::Null => write!(out, "nullptr"),
         Value::Struct(_) => write!(out, "struct"),
-        Value::Array(items) => write!(out, "{} elements", items.len()),
+        Value::Array(_) | Value::Scalars(_) => {
+            write!(out, "{} elements", node.value.element_count().unwrap_or(0))
+        }
     };
+}
+
+/// An integer of `size` bytes in hex padded to its size (`0x00000040`); a negative signed
+/// one (`value` sign-extended) with its decimal too (`0xffffffff (-1)`).
+pub fn push_int(out: &mut String, value: u64, size: u8, signed: bool) {
+    use std::fmt::Write as _;
+    let digits = usize::from(size) * 2;
+    if signed && (value as i64) < 0 {
+        let bits = u32::from(size.clamp(1, 8)) * 8;
+        push_hex(out, value & (u64::MAX >> (64 - bits)), digits);
+        let _ = write!(out, " ({})", value as i64);
+    } else {
+        push_hex(out, value, digits);
+    }
 }
 
 const DIGITS: &[u8; 16] = b"0123456789abcdef";
