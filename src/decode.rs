@@ -23,6 +23,10 @@ use crate::vmdesc::{FieldDesc, Kind, StructDesc};
 /// Structs, subsections and lists nested deeper than this are refused.
 const MAX_DEPTH: usize = 64;
 
+/// Array elements that take no bytes (empty structs, zero-size buffers) cost memory the
+/// input does not bound; more than this many in one array are refused.
+const MAX_EMPTY_ELEMENTS: u64 = 1 << 16;
+
 const QEMU_VM_SUBSECTION: u8 = 0x05;
 const VMS_NULLPTR_MARKER: u8 = 0x30;
 
@@ -133,10 +137,10 @@ impl<'r, 'a> Decoder<'r, 'a> {
                         items.last().map_or(offset, |n| n.offset),
                     ),
                     Value::Scalars(scalars) => {
-                        let last = scalars.values.len().saturating_sub(1);
+                        let last = scalars.len().saturating_sub(1);
                         (
                             element_path(&field_path, Some(last)),
-                            offset + last as u64 * u64::from(scalars.size),
+                            offset + last as u64 * u64::from(scalars.size()),
                         )
                     }
                     _ => (field_path, offset),
@@ -161,50 +165,84 @@ impl<'r, 'a> Decoder<'r, 'a> {
         field_path: &str,
         depth: usize,
     ) -> Result<Value, ParseError> {
-        // Known up front, but taken from the description: bounded by the bytes left, as
-        // every element takes at least one.
-        let count: u64 = group.iter().map(|d| d.array_len.unwrap_or(1)).sum();
-        let capacity = usize::try_from(count)
-            .unwrap_or(usize::MAX)
-            .min(self.reader.remaining());
-        let scalar = scalar_layout(group).filter(|_| count > 0);
-        let mut elements = Vec::with_capacity(if scalar.is_some() { 0 } else { capacity });
-        let mut values = Vec::with_capacity(if scalar.is_some() { capacity } else { 0 });
+        // Taken from the description, so never trusted for an allocation.
+        let count = group
+            .iter()
+            .fold(0u64, |n, d| n.saturating_add(d.array_len.unwrap_or(1)));
+        if let Some((size, signed)) = scalar_layout(group).filter(|_| count > 0) {
+            return self.decode_scalars(count, size, signed, field_path);
+        }
+        let mut elements = Vec::with_capacity(usize::try_from(count).map_or(0, |n| n.min(1024)));
+        let mut empty = 0u64;
         for desc in group {
             for _ in 0..desc.array_len.unwrap_or(1) {
-                // Guard against a hostile array_len: each element takes at least a byte.
                 if self.reader.is_empty() {
-                    return Err(self
-                        .reader
-                        .error(ErrorKind::Truncated {
-                            what: "array element",
-                            need: 1,
-                            left: 0,
-                        })
-                        .in_field(field_path));
+                    return Err(self.no_more_elements(field_path, 1));
                 }
-                if let Some((_, signed)) = scalar {
-                    let index = values.len();
-                    let bytes = self
-                        .reader
-                        .bytes(desc.size, "field value")
-                        .map_err(|e| e.in_field(&element_path(field_path, Some(index))))?;
-                    values.push(big_endian(bytes, signed));
-                } else {
-                    let check_size = elements.is_empty() || desc.array_len.is_none();
-                    let index = Some(elements.len());
-                    elements.push(self.decode_element(desc, field_path, index, depth, check_size)?);
+                let check_size = elements.is_empty() || desc.array_len.is_none();
+                let index = Some(elements.len());
+                let element = self.decode_element(desc, field_path, index, depth, check_size)?;
+                // Elements that take no bytes are not bounded by the input: bound them here.
+                if element.len == 0 {
+                    empty += 1;
+                    if empty > MAX_EMPTY_ELEMENTS {
+                        return Err(self
+                            .reader
+                            .error(ErrorKind::Invalid(format!(
+                                "array of {count} elements that take no bytes each: more than {MAX_EMPTY_ELEMENTS} is not a real device"
+                            )))
+                            .in_field(field_path));
+                    }
                 }
+                elements.push(element);
             }
         }
-        Ok(match scalar {
-            Some((size, signed)) => Value::Scalars(Scalars {
-                size,
-                signed,
-                values,
-            }),
-            None => Value::Array(elements),
-        })
+        Ok(Value::Array(elements))
+    }
+
+    /// `count` integers of `size` bytes, read as one slice: what the input holds bounds the
+    /// memory, whatever count the description claims.
+    fn decode_scalars(
+        &mut self,
+        count: u64,
+        size: u8,
+        signed: bool,
+        field_path: &str,
+    ) -> Result<Value, ParseError> {
+        let step = u64::from(size);
+        let len = count
+            .checked_mul(step)
+            .filter(|&len| len <= self.reader.remaining() as u64);
+        if let Some(len) = len {
+            let bytes = self.reader.bytes(len, "field value")?.to_vec();
+            return Ok(Value::Scalars(Scalars::new(size, signed, bytes)));
+        }
+        // Too few bytes: name the element that runs past the end.
+        let whole = self.reader.remaining() as u64 / step;
+        self.reader.bytes(whole * step, "field value")?;
+        if self.reader.is_empty() {
+            return Err(self.no_more_elements(field_path, step));
+        }
+        let index = usize::try_from(whole).ok();
+        Err(self
+            .reader
+            .error(ErrorKind::Truncated {
+                what: "field value",
+                need: step,
+                left: self.reader.remaining() as u64,
+            })
+            .in_field(&element_path(field_path, index)))
+    }
+
+    /// The input ended where an array promised `need` more bytes of elements.
+    fn no_more_elements(&self, field_path: &str, need: u64) -> ParseError {
+        self.reader
+            .error(ErrorKind::Truncated {
+                what: "array element",
+                need,
+                left: 0,
+            })
+            .in_field(field_path)
     }
 
     /// One element of a field (`index` within an array). `check_size`: whether the vmdesc
@@ -299,13 +337,13 @@ impl<'r, 'a> Decoder<'r, 'a> {
             (Kind::Bool, Some(1)) => return Ok(Value::Bool(bytes != [0])),
             (Kind::Signed, Some(size)) => {
                 return Ok(Value::Int {
-                    value: big_endian(bytes, true) as i64,
+                    value: tree::big_endian(bytes, true) as i64,
                     size,
                 })
             }
             (Kind::Unsigned, Some(size)) => {
                 return Ok(Value::Uint {
-                    value: big_endian(bytes, false),
+                    value: tree::big_endian(bytes, false),
                     size,
                 })
             }
@@ -431,17 +469,6 @@ impl<'r, 'a> Decoder<'r, 'a> {
 }
 
 /// `field[index]`, or the field itself outside an array.
-/// A big-endian integer of 1 to 8 bytes; `signed`: sign-extended to 64 bits.
-fn big_endian(bytes: &[u8], signed: bool) -> u64 {
-    let value = bytes.iter().fold(0u64, |acc, &b| (acc << 8) | u64::from(b));
-    let shift = 64u32.saturating_sub(8 * bytes.len() as u32);
-    if signed && shift < 64 {
-        (((value << shift) as i64) >> shift) as u64
-    } else {
-        value
-    }
-}
-
 /// Size and signedness of an array whose entries are all integers of its first entry's
 /// type and size: such an array decodes to [`Scalars`], the same rule that
 /// [`tree::Node`]'s deserializer folds element nodes by.
@@ -516,11 +543,7 @@ mod tests {
         assert_eq!(s.fields[0].value, Value::Int { value: -2, size: 2 });
         assert_eq!(
             s.fields[1].value,
-            Value::Scalars(Scalars {
-                size: 4,
-                signed: false,
-                values: vec![1, 2, 3],
-            })
+            Value::Scalars(Scalars::new(4, false, data[2..14].to_vec()))
         );
         let regs = s.fields[1].elements().unwrap();
         assert_eq!(regs.len(), 3);

@@ -446,9 +446,10 @@ fn diff_array(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
     match (&old.value, &new.value) {
         // One layout: compare the numbers, and build nodes only for elements that differ.
         (Value::Scalars(o), Value::Scalars(n))
-            if (o.size, o.signed) == (n.size, n.signed) && old.type_name == new.type_name =>
+            if (o.size(), o.signed()) == (n.size(), n.signed())
+                && old.type_name == new.type_name =>
         {
-            for (i, (ov, nv)) in o.values.iter().zip(&n.values).enumerate() {
+            for (i, (ov, nv)) in o.values().zip(n.values()).enumerate() {
                 if ov != nv {
                     if let (Some(oe), Some(ne)) = (o.element(old, i), n.element(new, i)) {
                         diff_node(&oe, &ne, &format!("{path}[{i}]"), ctx);
@@ -632,11 +633,14 @@ mod tests {
             type_name: "uint16".into(),
             offset: 8,
             len: 2 * values.len() as u64,
-            value: Value::Scalars(crate::tree::Scalars {
-                size: 2,
-                signed: false,
-                values: values.to_vec(),
-            }),
+            value: Value::Scalars(crate::tree::Scalars::new(
+                2,
+                false,
+                values
+                    .iter()
+                    .flat_map(|&v| (v as u16).to_be_bytes())
+                    .collect(),
+            )),
         };
         if !folded {
             node.value = Value::Array(node.elements().unwrap().into_owned());

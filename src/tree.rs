@@ -181,7 +181,7 @@ impl Node {
         match &self.value {
             Value::Array(items) => Some(Cow::Borrowed(items)),
             Value::Scalars(scalars) => Some(Cow::Owned(
-                (0..scalars.values.len())
+                (0..scalars.len())
                     .filter_map(|i| scalars.element(self, i))
                     .collect(),
             )),
@@ -195,29 +195,70 @@ impl Value {
     pub fn element_count(&self) -> Option<usize> {
         match self {
             Value::Array(items) => Some(items.len()),
-            Value::Scalars(scalars) => Some(scalars.values.len()),
+            Value::Scalars(scalars) => Some(scalars.len()),
             _ => None,
         }
     }
 }
 
 /// Integers of one size and signedness, the elements of an array node: element `i` has the
-/// array's type, `size` bytes at the array's offset + `i * size`. Arrays of scalars run to
-/// tens of thousands of elements (e1000's `mac_reg`, ICH9's `chip_config`), and a number
-/// costs a tenth of a node.
+/// array's type, `size` bytes at the array's offset + `i * size`. Kept as the bytes that
+/// travelled (big-endian): arrays of scalars run to tens of thousands of elements (e1000's
+/// `mac_reg`, ICH9's `chip_config`), a node each would cost 88 bytes an element, and the
+/// input then bounds the memory whatever count a description claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Scalars {
-    /// 1, 2, 4 or 8.
-    pub size: u8,
-    pub signed: bool,
-    /// Signed values sign-extended to 64 bits.
-    pub values: Vec<u64>,
+    size: u8,
+    signed: bool,
+    bytes: Vec<u8>,
 }
 
 impl Scalars {
+    /// `bytes` as integers of `size` bytes. A size other than 1, 2, 4 or 8 is taken as 8,
+    /// and a partial element at the end is dropped: neither comes from the decoder.
+    pub fn new(size: u8, signed: bool, mut bytes: Vec<u8>) -> Scalars {
+        let size = if matches!(size, 1 | 2 | 4 | 8) {
+            size
+        } else {
+            8
+        };
+        bytes.truncate(bytes.len() - bytes.len() % usize::from(size));
+        Scalars {
+            size,
+            signed,
+            bytes,
+        }
+    }
+
+    /// Bytes per element: 1, 2, 4 or 8.
+    pub fn size(&self) -> u8 {
+        self.size
+    }
+
+    pub fn signed(&self) -> bool {
+        self.signed
+    }
+
+    pub fn len(&self) -> usize {
+        self.bytes.len() / usize::from(self.size)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+
+    /// The elements as numbers, signed ones sign-extended to 64 bits.
+    pub fn values(&self) -> impl Iterator<Item = u64> + '_ {
+        self.bytes
+            .chunks_exact(usize::from(self.size))
+            .map(|b| big_endian(b, self.signed))
+    }
+
     /// Element `i` as a value.
     pub fn value(&self, i: usize) -> Option<Value> {
-        let value = *self.values.get(i)?;
+        let size = usize::from(self.size);
+        let bytes = self.bytes.get(i.checked_mul(size)?..)?.get(..size)?;
+        let value = big_endian(bytes, self.signed);
         let size = self.size;
         Some(if self.signed {
             Value::Int {
@@ -253,30 +294,45 @@ impl Scalars {
             return None;
         }
         let step = u64::from(size);
-        let mut values = Vec::with_capacity(items.len());
+        let mut bytes = Vec::with_capacity(items.len() * usize::from(size));
         for (i, item) in items.iter().enumerate() {
             let value = match item.value {
                 Value::Uint { value, size: s } if !signed && s == size => value,
                 Value::Int { value, size: s } if signed && s == size => value as u64,
                 _ => return None,
             };
+            let at = (i as u64)
+                .checked_mul(step)
+                .and_then(|o| o.checked_add(array.offset));
+            let encoded = value.to_be_bytes();
+            let encoded = encoded.get(8 - usize::from(size)..)?;
             let in_place = item.name.is_empty()
                 && item.type_name == array.type_name
                 && item.len == step
-                && Some(item.offset)
-                    == (i as u64)
-                        .checked_mul(step)
-                        .and_then(|o| o.checked_add(array.offset));
+                && Some(item.offset) == at
+                && big_endian(encoded, signed) == value;
             if !in_place {
                 return None;
             }
-            values.push(value);
+            bytes.extend_from_slice(encoded);
         }
-        Some(Scalars {
-            size,
-            signed,
-            values,
-        })
+        Some(Scalars::new(size, signed, bytes))
+    }
+}
+
+/// A big-endian integer of 1 to 8 bytes; `signed`: sign-extended to 64 bits.
+pub fn big_endian(bytes: &[u8], signed: bool) -> u64 {
+    let mut be = [0u8; 8];
+    let len = bytes.len().min(8);
+    if let (Some(to), Some(from)) = (be.get_mut(8 - len..), bytes.get(..len)) {
+        to.copy_from_slice(from);
+    }
+    let value = u64::from_be_bytes(be);
+    let shift = 64 - 8 * len as u32;
+    if signed && shift < 64 {
+        (((value << shift) as i64) >> shift) as u64
+    } else {
+        value
     }
 }
 
@@ -588,11 +644,11 @@ mod tests {
             type_name: "int32".into(),
             offset: 100,
             len: 8,
-            value: Value::Scalars(Scalars {
-                size: 4,
-                signed: true,
-                values: vec![5, -2i64 as u64],
-            }),
+            value: Value::Scalars(Scalars::new(
+                4,
+                true,
+                vec![0, 0, 0, 5, 0xff, 0xff, 0xff, 0xfe],
+            )),
         };
         let s = Struct {
             vmsd_name: "d".into(),

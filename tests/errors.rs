@@ -206,3 +206,36 @@ fn oracle_signedness_differs_from_qemu_for_equal_types() {
         }
     );
 }
+
+#[test]
+fn hostile_array_lengths_are_bounded_by_the_input() {
+    // A huge count of one-byte scalars, of empty buffers, and of empty structs: each fails
+    // at the end of the data or is refused, without allocating for the count (this hung
+    // before elements that take no bytes were bounded).
+    let huge = 1u64 << 40;
+    let cases = [
+        (
+            format!(r#"{{"name": "a", "type": "uint8", "size": 1, "array_len": {huge}}}"#),
+            "need 1 bytes for array element, 0 left",
+        ),
+        (
+            format!(r#"{{"name": "b", "type": "buffer", "size": 0, "array_len": {huge}}}"#),
+            "elements that take no bytes each",
+        ),
+        (
+            format!(
+                r#"{{"name": "s", "type": "struct", "size": 0, "array_len": {huge},
+                    "struct": {{"vmsd_name": "e", "version": 1, "fields": []}}}}"#
+            ),
+            "elements that take no bytes each",
+        ),
+    ];
+    for (fields, message) in cases {
+        let data = StreamBuilder::new("pc-i440fx-10.0")
+            .device("d", 0, &fields, &[1, 2, 3])
+            .finish();
+        let err = decode_err(&data);
+        assert_eq!(section_of(&err), Some(("d", 0)), "{fields}: {err}");
+        assert!(err.to_string().contains(message), "{err}");
+    }
+}

@@ -187,13 +187,13 @@ impl<'a, 's> Writer<'a, 's> {
             }
             Value::Scalars(scalars) => {
                 let base = self.path.len();
-                for (i, &value) in scalars.values.iter().enumerate() {
+                for (i, value) in scalars.values().enumerate() {
                     self.path.push('[');
                     push_decimal(&mut self.path, i);
                     self.path.push(']');
                     if !(self.filtering && self.leaf_ignored()) {
                         self.start_line();
-                        self.push_int_line(value, scalars.size, scalars.signed);
+                        self.push_int_line(value, scalars.size(), scalars.signed());
                     }
                     self.path.truncate(base);
                 }
