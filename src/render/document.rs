@@ -1,7 +1,7 @@
 //! The normalized text form of a dump: one line per field, devices under `[idstr (instance)]`
 //! headers, long buffers as 16-byte rows with offsets. `migdiff show` prints it, and the
 //! unified diff is a line diff of two of them, so `migdiff show` of each side piped to
-//! `diff -u` gives the same hunks.
+//! `diff -u` gives the same changes (migdiff aligns lines by field, `diff` by text).
 //!
 //! Nothing process-local (section ids, byte offsets) appears in it, so two dumps of the
 //! same state give the same text whatever QEMU build wrote them.
