@@ -12,10 +12,13 @@
 #   find. Dumps are written with scripts/qmp-migrate.py (migrate "exec:cat > FILE", max-bandwidth raised so
 #   the dump is not rate-limited). They go to BENCH_DIR (default: a new mktemp -d directory) and are reused on
 #   the next run when present (delete them to regenerate); the backing files are deleted once both exist.
-#   The device-heavy case is testdata/q35-10-busy.mig (pc-q35-10.0, -smp 4, about a dozen devices).
+#   The device-heavy case is testdata/q35-10-busy.mig (pc-q35-10.0, -smp 4, about a dozen devices); it is
+#   also diffed against testdata/q35-10.mig (the same machine, default devices), which puts some 40 devices
+#   and 60,000 lines on one side only.
 # * Measures with warm caches (hyperfine --warmup; each command also runs once untimed in the sanity checks):
 #   `cat A B`, `cat A`, `migdiff A B`, `migdiff show A`, `python3 $ANALYZE_MIGRATION -f A -d state`, and for the
-#   device-heavy dump `migdiff show` against `analyze-migration.py -d state` (--warmup 3 --min-runs 20).
+#   device-heavy dump `migdiff show` against `analyze-migration.py -d state` and `migdiff q35-10.mig BUSY`
+#   (--warmup 3 --min-runs 20).
 #   Peak RSS comes from /usr/bin/time -v (maximum resident set size: for migdiff this includes the pages of
 #   the memory-mapped dumps it has touched, i.e. page cache); the "anon" column is the peak RssAnon of the
 #   same run sampled from /proc every 2 ms (heap and stacks only).
@@ -57,6 +60,7 @@ BENCH_DIR=${BENCH_DIR:-$(mktemp -d "${TMPDIR:-/tmp}/migdiff-bench.XXXXXX")}
 mkdir -p "$BENCH_DIR"
 BENCH_DIR=$(cd "$BENCH_DIR" && pwd)
 busy=$root/testdata/q35-10-busy.mig
+plain=$root/testdata/q35-10.mig
 res=$BENCH_DIR/results
 mkdir -p "$res"
 rm -f "$res"/*.json "$res"/*.tsv "$res"/*.log
@@ -423,7 +427,8 @@ done
 
 sbusy=$(stat -c %s "$busy")
 orc=-
-cmds=("cat busy" "$(q cat "$busy")" "migdiff show busy" "$(q "$MIGDIFF" show "$busy")")
+cmds=("cat busy" "$(q cat "$busy")" "migdiff show busy" "$(q "$MIGDIFF" show "$busy")"
+  "migdiff q35 busy" "$(q "$MIGDIFF" "$plain" "$busy")")
 if [ -n "${ANALYZE_MIGRATION:-}" ]; then
   orc="analyze -d state busy"
   cmds+=("$orc" "$(q python3 "$ANALYZE_MIGRATION" -f "$busy" -d state)")
@@ -432,6 +437,7 @@ fi
 measure busy 3 0 20 "${cmds[@]}"
 planrow busy "cat busy" "$sbusy" "cat busy" - 1 0
 planrow busy "migdiff show busy" "$sbusy" "cat busy" "$orc" 1 0
+planrow busy "migdiff q35 busy" $(($(stat -c %s "$plain") + sbusy)) - - 1 1
 [ "$orc" = - ] || planrow busy "$orc" "$sbusy" "cat busy" "$orc" 1 0
 meas_secs=$(($(date +%s) - meas_start))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
