@@ -215,7 +215,14 @@ impl<'r, 'a> Decoder<'r, 'a> {
             .filter(|&len| len <= self.reader.remaining() as u64);
         if let Some(len) = len {
             let bytes = self.reader.bytes(len, "field value")?.to_vec();
-            return Ok(Value::Scalars(Scalars::new(size, signed, bytes)));
+            // Whole elements of a size scalar_layout checked, so never the error.
+            return Scalars::new(size, signed, bytes)
+                .map(Value::Scalars)
+                .ok_or_else(|| {
+                    self.reader
+                        .error(ErrorKind::Invalid(format!("{size}-byte integers")))
+                        .in_field(field_path)
+                });
         }
         // Too few bytes: name the element that runs past the end.
         let whole = self.reader.remaining() as u64 / step;
@@ -543,7 +550,7 @@ mod tests {
         assert_eq!(s.fields[0].value, Value::Int { value: -2, size: 2 });
         assert_eq!(
             s.fields[1].value,
-            Value::Scalars(Scalars::new(4, false, data[2..14].to_vec()))
+            Value::Scalars(Scalars::new(4, false, data[2..14].to_vec()).unwrap())
         );
         let regs = s.fields[1].elements().unwrap();
         assert_eq!(regs.len(), 3);

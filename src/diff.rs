@@ -633,14 +633,17 @@ mod tests {
             type_name: "uint16".into(),
             offset: 8,
             len: 2 * values.len() as u64,
-            value: Value::Scalars(crate::tree::Scalars::new(
-                2,
-                false,
-                values
-                    .iter()
-                    .flat_map(|&v| (v as u16).to_be_bytes())
-                    .collect(),
-            )),
+            value: Value::Scalars(
+                crate::tree::Scalars::new(
+                    2,
+                    false,
+                    values
+                        .iter()
+                        .flat_map(|&v| (v as u16).to_be_bytes())
+                        .collect(),
+                )
+                .unwrap(),
+            ),
         };
         if !folded {
             node.value = Value::Array(node.elements().unwrap().into_owned());

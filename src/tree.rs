@@ -214,20 +214,15 @@ pub struct Scalars {
 }
 
 impl Scalars {
-    /// `bytes` as integers of `size` bytes. A size other than 1, 2, 4 or 8 is taken as 8,
-    /// and a partial element at the end is dropped: neither comes from the decoder.
-    pub fn new(size: u8, signed: bool, mut bytes: Vec<u8>) -> Scalars {
-        let size = if matches!(size, 1 | 2 | 4 | 8) {
-            size
-        } else {
-            8
-        };
-        bytes.truncate(bytes.len() - bytes.len() % usize::from(size));
-        Scalars {
+    /// `bytes` as integers of `size` bytes; `None` unless `size` is 1, 2, 4 or 8 and the
+    /// bytes are whole elements.
+    pub fn new(size: u8, signed: bool, bytes: Vec<u8>) -> Option<Scalars> {
+        let whole = matches!(size, 1 | 2 | 4 | 8) && bytes.len() % usize::from(size) == 0;
+        whole.then_some(Scalars {
             size,
             signed,
             bytes,
-        }
+        })
     }
 
     /// Bytes per element: 1, 2, 4 or 8.
@@ -316,7 +311,7 @@ impl Scalars {
             }
             bytes.extend_from_slice(encoded);
         }
-        Some(Scalars::new(size, signed, bytes))
+        Scalars::new(size, signed, bytes)
     }
 }
 
@@ -644,11 +639,9 @@ mod tests {
             type_name: "int32".into(),
             offset: 100,
             len: 8,
-            value: Value::Scalars(Scalars::new(
-                4,
-                true,
-                vec![0, 0, 0, 5, 0xff, 0xff, 0xff, 0xfe],
-            )),
+            value: Value::Scalars(
+                Scalars::new(4, true, vec![0, 0, 0, 5, 0xff, 0xff, 0xff, 0xfe]).unwrap(),
+            ),
         };
         let s = Struct {
             vmsd_name: "d".into(),
@@ -656,6 +649,8 @@ mod tests {
             fields: vec![regs.clone()],
             subsections: Vec::new(),
         };
+        assert!(Scalars::new(3, false, vec![0; 3]).is_none());
+        assert!(Scalars::new(2, false, vec![0; 3]).is_none());
         let found = s.find("regs[1]").unwrap();
         assert_eq!((found.offset, found.len), (104, 4));
         assert_eq!(found.value, Value::Int { value: -2, size: 4 });
