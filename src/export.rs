@@ -5,6 +5,7 @@
 //! config, virtio queues) is included in full. migdiff reads an export wherever it reads a
 //! dump, so a maintainer can diff a user's attachment against a local dump.
 
+use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -71,16 +72,30 @@ pub fn is_json(data: &[u8]) -> bool {
     data.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'{')
 }
 
-pub fn json_kind(value: &serde_json::Value) -> JsonKind {
-    if value.get("migdiff_export").is_some() {
+/// What the JSON `text` is, told by its top-level keys; the rest is read without being
+/// kept. An error only when `text` is not JSON at all.
+pub fn json_kind(text: &[u8]) -> Result<JsonKind, serde_json::Error> {
+    #[derive(Deserialize)]
+    struct TopLevel {
+        migdiff_export: Option<IgnoredAny>,
+        vmschkmachine: Option<IgnoredAny>,
+        devices: Option<IgnoredAny>,
+    }
+    let top: TopLevel = match serde_json::from_slice(text) {
+        Ok(top) => top,
+        // JSON, but not an object.
+        Err(e) if e.is_data() => return Ok(JsonKind::Unknown),
+        Err(e) => return Err(e),
+    };
+    Ok(if top.migdiff_export.is_some() {
         JsonKind::Export
-    } else if value.get("vmschkmachine").is_some() {
+    } else if top.vmschkmachine.is_some() {
         JsonKind::DumpVmstate
-    } else if value.get("devices").is_some() {
+    } else if top.devices.is_some() {
         JsonKind::Vmdesc
     } else {
         JsonKind::Unknown
-    }
+    })
 }
 
 #[cfg(test)]
@@ -97,7 +112,7 @@ mod tests {
 
     #[test]
     fn kinds_by_top_level_keys() {
-        let kind = |t: &str| json_kind(&serde_json::from_str(t).unwrap());
+        let kind = |t: &str| json_kind(t.as_bytes()).unwrap();
         assert_eq!(kind(r#"{"migdiff_export": 1}"#), JsonKind::Export);
         assert_eq!(
             kind(r#"{"vmschkmachine": {"Name": "pc"}}"#),
@@ -108,6 +123,8 @@ mod tests {
             JsonKind::Vmdesc
         );
         assert_eq!(kind("{}"), JsonKind::Unknown);
+        assert_eq!(kind("[1, 2]"), JsonKind::Unknown);
+        assert!(json_kind(b"{\"devices\": [").is_err());
         assert!(is_json(b"  \n{") && !is_json(b"QEVM"));
     }
 }
