@@ -249,11 +249,16 @@ impl Scalars {
             .map(|b| big_endian(b, self.signed))
     }
 
-    /// Element `i` as a value.
-    pub fn value(&self, i: usize) -> Option<Value> {
+    /// Element `i` as a number, sign-extended to 64 bits when signed.
+    pub fn get(&self, i: usize) -> Option<u64> {
         let size = usize::from(self.size);
         let bytes = self.bytes.get(i.checked_mul(size)?..)?.get(..size)?;
-        let value = big_endian(bytes, self.signed);
+        Some(big_endian(bytes, self.signed))
+    }
+
+    /// Element `i` as a value.
+    pub fn value(&self, i: usize) -> Option<Value> {
+        let value = self.get(i)?;
         let size = self.size;
         Some(if self.signed {
             Value::Int {

@@ -175,29 +175,19 @@ impl<'a, 's> Writer<'a, 's> {
                 self.path.push('.');
                 self.struct_lines(s);
             }
-            Value::Array(items) => {
-                let base = self.path.len();
-                for (i, item) in items.iter().enumerate() {
-                    self.path.push('[');
-                    push_decimal(&mut self.path, i);
-                    self.path.push(']');
-                    self.node_lines(item);
-                    self.path.truncate(base);
+            Value::Array(items) => self.each_element(items.len(), |w, i| {
+                if let Some(item) = items.get(i) {
+                    w.node_lines(item);
                 }
-            }
-            Value::Scalars(scalars) => {
-                let base = self.path.len();
-                for (i, value) in scalars.values().enumerate() {
-                    self.path.push('[');
-                    push_decimal(&mut self.path, i);
-                    self.path.push(']');
-                    if !(self.filtering && self.leaf_ignored()) {
-                        self.start_line();
-                        self.push_int_line(value, scalars.size(), scalars.signed());
+            }),
+            Value::Scalars(scalars) => self.each_element(scalars.len(), |w, i| {
+                if let Some(value) = scalars.get(i) {
+                    if !(w.filtering && w.leaf_ignored()) {
+                        w.start_line();
+                        w.push_int_line(value, scalars.size(), scalars.signed());
                     }
-                    self.path.truncate(base);
                 }
-            }
+            }),
             value => {
                 let mask = if self.filtering {
                     if self.leaf_ignored() {
@@ -209,6 +199,18 @@ impl<'a, 's> Writer<'a, 's> {
                 };
                 self.leaf_lines(node, value, &mask);
             }
+        }
+    }
+
+    /// Runs `element` for each index below `count`, with `[index]` on the path.
+    fn each_element(&mut self, count: usize, mut element: impl FnMut(&mut Self, usize)) {
+        let base = self.path.len();
+        for i in 0..count {
+            self.path.push('[');
+            push_decimal(&mut self.path, i);
+            self.path.push(']');
+            element(self, i);
+            self.path.truncate(base);
         }
     }
 
