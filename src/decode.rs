@@ -475,7 +475,6 @@ impl<'r, 'a> Decoder<'r, 'a> {
     }
 }
 
-/// `field[index]`, or the field itself outside an array.
 /// Size and signedness of an array whose entries are all integers of its first entry's
 /// type and size: such an array decodes to [`Scalars`], the same rule that
 /// [`tree::Node`]'s deserializer folds element nodes by.
@@ -495,6 +494,7 @@ fn scalar_layout(group: &[FieldDesc]) -> Option<(u8, bool)> {
         .then_some((size, signed))
 }
 
+/// `field[index]`, or the field itself outside an array.
 fn element_path(field_path: &str, index: Option<usize>) -> String {
     match index {
         Some(i) => format!("{field_path}[{i}]"),
