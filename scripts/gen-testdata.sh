@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # gen-testdata.sh: regenerate migdiff's real QEMU migration-stream fixtures in testdata/.
 #
-#   [SKIP_INSTALL=1] [ANALYZE_MIGRATION=<qemu-src>/scripts/analyze-migration.py] scripts/gen-testdata.sh
+#   [SKIP_INSTALL=1] [ANALYZE_MIGRATION=<qemu-src>/scripts/analyze-migration.py] scripts/gen-testdata.sh [NAME...]
 #
 # * Installs QEMU 10.x (qemu-system-x86_64) and QEMU 7.2 (qemu-system-x86_64-7.2) with scripts/install-qemu.sh
 #   unless SKIP_INSTALL=1 (needs root on Debian bookworm).
@@ -12,6 +12,10 @@
 #   test oracle). When set, every fixture it can read is decoded with `-d state` into
 #   testdata/oracle/NAME.state.json. When unset, the oracle step is skipped (with a message).
 # * Writes testdata/README.md from what was actually run (versions, command lines, QMP settings, hashes).
+# * NAME... (file names as in testdata/, e.g. pc10-m64.mig): make only those files. Nothing else in testdata/
+#   is touched, and testdata/README.md keeps every other file's entry word for word; the named files' entries
+#   are (re)written where a full run would put them. The --again pair (pc10-stopped.mig and
+#   pc10-stopped-again.mig) is always made together. Without NAME every file is made from scratch.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -21,7 +25,22 @@ QEMU10=qemu-system-x86_64
 QEMU_I386=qemu-system-i386
 QEMU72=qemu-system-x86_64-7.2
 COMMON=(-nodefaults -display none -accel tcg -m 32)
-QMP_ARGS=(-qmp unix:qmp.sock,server=on,wait=off)
+QMP_ARGS=(-qmp "unix:qmp.sock,server=on,wait=off")
+
+declare -A WANT=()
+for a in "$@"; do
+  case $a in
+    -h|--help) sed -n '2,/^set -euo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
+    -*) echo "gen-testdata: unknown option $a (see --help)" >&2; exit 2 ;;
+    *) WANT[$a]=1 ;;
+  esac
+done
+partial=0
+[ ${#WANT[@]} = 0 ] || partial=1
+if [ "$partial" = 1 ] && [ ! -f "$td/README.md" ]; then
+  echo "gen-testdata: NAME... needs an existing testdata/README.md to merge into" >&2
+  exit 2
+fi
 
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   bash "$here/install-qemu.sh"
@@ -39,10 +58,23 @@ cleanup() {
 trap cleanup EXIT
 
 mkdir -p "$td/oracle"
-rm -f "$td"/*.mig "$td"/*.mig.gz "$td"/*.mig.zst "$td"/vmstate-*.json "$td"/vmstate-*.json.gz "$td"/oracle/*.state.json
+if [ "$partial" = 0 ]; then
+  rm -f "$td"/*.mig "$td"/*.mig.gz "$td"/*.mig.zst "$td"/vmstate-*.json "$td"/vmstate-*.json.gz "$td"/oracle/*.state.json
+fi
 
 declare -a FILES=()            # every generated file, in generation order
-declare -A M_BIN M_VER M_CMD M_CAPS M_PARAMS M_HOW M_NOTE M_ORACLE M_STDERR M_MACH
+declare -a ORDER=()            # every file a full run makes, in generation order (filled by a dry pass)
+DRY=1
+# want NAME: is NAME to be made in this run?
+want() { [ "$partial" = 0 ] || [ -n "${WANT[$1]:-}" ]; }
+# step NAME: in the dry pass, notes NAME and fails; afterwards succeeds when NAME is to be made (and then
+# removes NAME's old file and oracle output first).
+step() {
+  if [ "$DRY" = 1 ]; then ORDER+=("$1"); return 1; fi
+  want "$1" || return 1
+  rm -f "$td/$1" "$td/oracle/${1%.mig}.state.json"
+}
+declare -A M_VER M_CMD M_CAPS M_PARAMS M_HOW M_NOTE M_ORACLE M_STDERR M_MACH
 
 qemu_version() { "$1" --version | head -1; }
 
@@ -60,8 +92,8 @@ start_qemu() {
   rm -f "$scratch/qmp.sock" "$scratch/qemu.log"
   (cd "$scratch" && exec "$@" >"$scratch/qemu.log" 2>&1) &
   QPID=$!
-  local i
-  for i in $(seq 200); do
+  local _
+  for _ in $(seq 200); do
     [ -S "$scratch/qmp.sock" ] && return 0
     if ! kill -0 "$QPID" 2>/dev/null; then
       echo "gen-testdata: QEMU exited early: $(show "$@")" >&2
@@ -76,8 +108,8 @@ start_qemu() {
 
 # wait_qemu: waits (30 s at most) for QEMU to exit after QMP quit; fails if it exits non-zero.
 wait_qemu() {
-  local i
-  for i in $(seq 300); do
+  local _
+  for _ in $(seq 300); do
     if ! kill -0 "$QPID" 2>/dev/null; then
       wait "$QPID"
       QPID=
@@ -93,7 +125,6 @@ wait_qemu() {
 record() {
   local name=$1 bin=$2
   FILES+=("$name")
-  M_BIN[$name]=$bin
   M_VER[$name]=$(qemu_version "$bin")
   M_CMD[$name]=$3
   M_CAPS[$name]=$caps_txt
@@ -101,15 +132,16 @@ record() {
   M_STDERR[$name]=$(sed 's/^/    /' "$scratch/qemu.log")
 }
 
-# mig NAME BIN [--delay S] [--cap C]... [--param K=V]... [--again NAME2] -- QEMU-ARGS...
+# mig NAME BIN [--delay S] [--mem MIB] [--cap C]... [--param K=V]... [--again NAME2] -- QEMU-ARGS...
 # Runs BIN COMMON QMP QEMU-ARGS, waits S seconds (default 0), migrates to NAME (and, with --again, tries a
-# second migration of the same process 3 s later into NAME2).
+# second migration of the same process 3 s later into NAME2). --mem MIB replaces COMMON's -m 32.
 mig() {
   local name=$1 bin=$2; shift 2
-  local delay=0 again= qmpopts=() cap_list=() param_list=()
+  local delay=0 mem=32 again='' qmpopts=() cap_list=() param_list=()
   while [ "$1" != -- ]; do
     case $1 in
       --delay) delay=$2; shift 2 ;;
+      --mem) mem=$2; shift 2 ;;
       --cap) qmpopts+=(--cap "$2"); cap_list+=("$2"); shift 2 ;;
       --param) qmpopts+=(--param "$2"); param_list+=("$2"); shift 2 ;;
       --again) again=$2; shift 2 ;;
@@ -117,7 +149,19 @@ mig() {
     esac
   done
   shift
-  local cmd=("$bin" "${COMMON[@]}" "${QMP_ARGS[@]}" "$@")
+  if [ "$DRY" = 1 ]; then
+    ORDER+=("$name")
+    [ -z "$again" ] || ORDER+=("$again")
+    return 0
+  fi
+  want "$name" || { [ -n "$again" ] && want "$again"; } || return 0
+  rm -f "$td/$name" "$td/oracle/${name%.mig}.state.json"
+  [ -z "$again" ] || rm -f "$td/$again" "$td/oracle/${again%.mig}.state.json"
+  local common=("${COMMON[@]}") k
+  for k in "${!common[@]}"; do
+    if [ "${common[$k]}" = -m ]; then common[k+1]=$mem; fi
+  done
+  local cmd=("$bin" "${common[@]}" "${QMP_ARGS[@]}" "$@")
   caps_txt=${cap_list[*]:-(none)}
   params_txt=${param_list[*]:-(none)}
   echo "== $name: $(show "${cmd[@]}")"
@@ -164,6 +208,8 @@ mig() {
 }
 
 # ---------------------------------------------------------------------------------------------- fixtures
+# steps runs twice: a dry pass (DRY=1) that only lists every file in ORDER, then the real one.
+steps() {
 mig pc72-qemu72.mig "$QEMU72" -- -M pc-i440fx-7.2 -S
 mig pc72-qemu10.mig "$QEMU10" -- -M pc-i440fx-7.2 -S
 mig q35-72-qemu72.mig "$QEMU72" -- -M pc-q35-7.2 -S
@@ -194,46 +240,86 @@ M_NOTE[pc10-ignore-shared.mig]="The guest RAM block \`mem0\` is shared and there
 # Device-heavy q35 for benchmarks. The NICs get romfile= (no option ROM RAM block, ~490 KB less of PAGE data)
 # so the file stays under 1 MB; edu has no vmstate (no section), it only occupies a PCI slot.
 busy_devices=(
-  -device e1000,romfile= -netdev user,id=n0 -device virtio-net-pci,netdev=n0,romfile=
+  -device "e1000,romfile=" -netdev "user,id=n0" -device "virtio-net-pci,netdev=n0,romfile="
   -device qemu-xhci -device usb-tablet -device usb-kbd
   -device virtio-rng-pci -device virtio-balloon-pci
-  -audiodev none,id=snd0 -device ich9-intel-hda -device hda-duplex,audiodev=snd0
+  -audiodev "none,id=snd0" -device ich9-intel-hda -device "hda-duplex,audiodev=snd0"
   -device i6300esb -device pvpanic-pci -device edu -device virtio-serial-pci
 )
 mig q35-10-busy.mig "$QEMU10" -- -M pc-q35-10.0 -smp 4 "${busy_devices[@]}" -S
 M_NOTE[q35-10-busy.mig]="hda-duplex needs an audio backend under -nodefaults (\"no default audio driver available\"), hence \`-audiodev none\`. \`romfile=\` on both NICs drops their option-ROM RAM blocks to keep the file small. \`edu\` has no vmstate and adds no section."
 
+# ESP SCSI controllers (am53c974 = PCI device pciespscsi, dc390 is a subclass) on pc-q35-7.2, from both QEMUs.
+for dev in am53c974 dc390; do
+  mig "q35-72-$dev-qemu72.mig" "$QEMU72" -- -M pc-q35-7.2 -device "$dev" -S
+  mig "q35-72-$dev-qemu10.mig" "$QEMU10" -- -M pc-q35-7.2 -device "$dev" -S
+  M_NOTE[q35-72-$dev-qemu72.mig]="QEMU 10.0.2 refuses this stream on \`-M pc-q35-7.2 -device $dev\` (\`Missing section footer for 0000:00:01.0/pciespscsi\`), while q35-72-$dev-qemu10.mig loads into QEMU 7.2: see scripts/verdict-check.sh."
+done
+
+# Two user-mode (slirp) netdevs without a NIC, if this QEMU build has the slirp backend.
+if "$QEMU10" -netdev help 2>/dev/null | grep -qx user; then
+  mig pc10-two-slirp.mig "$QEMU10" -- -M pc-i440fx-10.0 -netdev user,id=n0 -netdev user,id=n1 -S
+  M_NOTE[pc10-two-slirp.mig]="Two \`-netdev user\` backends and no NIC: two \`slirp\` sections, instance ids 0 and 1."
+elif [ "$DRY" = 0 ] && want pc10-two-slirp.mig; then
+  echo "gen-testdata: $QEMU10 has no -netdev user (slirp) backend: pc10-two-slirp.mig not made" >&2
+fi
+
+mig pc10-m64.mig "$QEMU10" --mem 64 -- -M pc-i440fx-10.0 -S
+M_NOTE[pc10-m64.mig]="pc10-stopped.mig's configuration with \`-m 64\` instead of \`-m 32\` (\`pc.ram\` is 0x4000000 bytes)."
+
 # Compressed copies of pc10-stopped.mig, and -dump-vmstate files: no migration of their own.
 caps_txt="n/a"; params_txt="n/a"
 : >"$scratch/qemu.log"
-gzip -9 -n -c "$td/pc10-stopped.mig" >"$td/pc10-stopped.mig.gz"
-record pc10-stopped.mig.gz "$QEMU10" "gzip -9 -n -c pc10-stopped.mig > pc10-stopped.mig.gz"
-M_HOW[pc10-stopped.mig.gz]="compressed copy of pc10-stopped.mig made with $(gzip --version | head -1); the stream inside is byte-identical to pc10-stopped.mig"
-zstd -19 -q -c "$td/pc10-stopped.mig" >"$td/pc10-stopped.mig.zst"
-record pc10-stopped.mig.zst "$QEMU10" "zstd -19 -q -c pc10-stopped.mig > pc10-stopped.mig.zst"
-M_HOW[pc10-stopped.mig.zst]="compressed copy of pc10-stopped.mig made with $(zstd --version | head -1 | tr -d '*' | sed 's/^ *//; s/ *$//'); the stream inside is byte-identical to pc10-stopped.mig"
-gzip -dc "$td/pc10-stopped.mig.gz" | cmp - "$td/pc10-stopped.mig"
-zstd -q -dc "$td/pc10-stopped.mig.zst" | cmp - "$td/pc10-stopped.mig"
+if step pc10-stopped.mig.gz; then
+  gzip -9 -n -c "$td/pc10-stopped.mig" >"$td/pc10-stopped.mig.gz"
+  record pc10-stopped.mig.gz "$QEMU10" "gzip -9 -n -c pc10-stopped.mig > pc10-stopped.mig.gz"
+  M_HOW[pc10-stopped.mig.gz]="compressed copy of pc10-stopped.mig made with $(gzip --version | head -1); the stream inside is byte-identical to pc10-stopped.mig"
+  gzip -dc "$td/pc10-stopped.mig.gz" | cmp - "$td/pc10-stopped.mig"
+fi
+if step pc10-stopped.mig.zst; then
+  zstd -19 -q -c "$td/pc10-stopped.mig" >"$td/pc10-stopped.mig.zst"
+  record pc10-stopped.mig.zst "$QEMU10" "zstd -19 -q -c pc10-stopped.mig > pc10-stopped.mig.zst"
+  M_HOW[pc10-stopped.mig.zst]="compressed copy of pc10-stopped.mig made with $(zstd --version | head -1 | tr -d '*' | sed 's/^ *//; s/ *$//'); the stream inside is byte-identical to pc10-stopped.mig"
+  zstd -q -dc "$td/pc10-stopped.mig.zst" | cmp - "$td/pc10-stopped.mig"
+fi
 for f in pc10-stopped.mig.gz pc10-stopped.mig.zst; do
   M_ORACLE[$f]="not run: analyze-migration.py reads raw streams only (decompress first; the result is pc10-stopped.mig)"
 done
 
 # -dump-vmstate descriptions (for vmstate-static-checker-style schema comparisons); gzip if > 3 MB.
-for v in 72 10; do
-  if [ $v = 72 ]; then bin=$QEMU72; else bin=$QEMU10; fi
-  out=vmstate-pc72-qemu$v.json
-  cmd=("$bin" -M pc-i440fx-7.2 -dump-vmstate "$out")
-  echo "== $out: $(show "${cmd[@]}")"
-  (cd "$scratch" && "${cmd[@]}" >"$scratch/qemu.log" 2>&1)
-  if [ "$(stat -c %s "$scratch/$out")" -gt 3000000 ]; then
-    gzip -9 -n "$scratch/$out"
-    out=$out.gz
-  fi
-  mv "$scratch/$out" "$td/$out"
-  record "$out" "$bin" "$(show "${cmd[@]}")"
-  M_HOW[$out]="\`-dump-vmstate\` (QEMU writes the JSON and exits; no guest is started)"
-  M_ORACLE[$out]="n/a (not a migration stream)"
+# MACHINE:SHORT makes vmstate-SHORT-qemu72.json and vmstate-SHORT-qemu10.json.
+for spec in pc-i440fx-7.2:pc72 pc-q35-7.2:q35-72; do
+  machine=${spec%%:*}
+  for v in 72 10; do
+    if [ $v = 72 ]; then bin=$QEMU72; else bin=$QEMU10; fi
+    vout=vmstate-${spec#*:}-qemu$v.json
+    step "$vout" || continue
+    rm -f "$td/$vout.gz"
+    vcmd=("$bin" -M "$machine" -dump-vmstate "$vout")
+    echo "== $vout: $(show "${vcmd[@]}")"
+    (cd "$scratch" && "${vcmd[@]}" >"$scratch/qemu.log" 2>&1)
+    if [ "$(stat -c %s "$scratch/$vout")" -gt 3000000 ]; then
+      gzip -9 -n "$scratch/$vout"
+      vout=$vout.gz
+    fi
+    mv "$scratch/$vout" "$td/$vout"
+    record "$vout" "$bin" "$(show "${vcmd[@]}")"
+    M_MACH[$vout]=$machine
+    M_HOW[$vout]="\`-dump-vmstate\` (QEMU writes the JSON and exits; no guest is started)"
+    M_ORACLE[$vout]="n/a (not a migration stream)"
+  done
 done
+}
+
+steps
+DRY=0
+for a in "${!WANT[@]}"; do
+  if [[ " ${ORDER[*]} " != *" $a "* ]]; then
+    echo "gen-testdata: no recipe for $a; known files: ${ORDER[*]}" >&2
+    exit 2
+  fi
+done
+steps
 
 # ---------------------------------------------------------------------------------------------- oracle
 oracle_sha=
@@ -255,7 +341,7 @@ if [ -n "${ANALYZE_MIGRATION:-}" ]; then
     fi
   done
 else
-  echo "gen-testdata: ANALYZE_MIGRATION not set: skipping the oracle step (testdata/oracle/ left empty)" >&2
+  echo "gen-testdata: ANALYZE_MIGRATION not set: skipping the oracle step (no oracle output for the files made in this run)" >&2
   for f in "${FILES[@]}"; do
     case $f in *.mig) [ -n "${M_ORACLE[$f]:-}" ] || M_ORACLE[$f]="not run (ANALYZE_MIGRATION was not set)" ;; esac
   done
@@ -278,6 +364,11 @@ else:
 PY
 }
 
+# Each generated file's overview row and section go to $scratch/readme/{rows,sections}/NAME, the header to
+# $scratch/readme/header. merge_readme then writes README.md: in a full run from these pieces alone, in a
+# partial run (NAME...) with every other file's row and section taken word for word from the old README.md.
+rd=$scratch/readme
+mkdir -p "$rd/rows" "$rd/sections"
 {
   cat <<'EOF'
 # migdiff test data: real QEMU migration streams
@@ -288,6 +379,9 @@ actually ran). To regenerate, as root on Debian bookworm:
 ```sh
 ANALYZE_MIGRATION=<qemu-source>/scripts/analyze-migration.py scripts/gen-testdata.sh   # SKIP_INSTALL=1 to skip apt
 ```
+
+`scripts/gen-testdata.sh NAME...` makes only the named files and rewrites only their entries below; every other entry
+is kept word for word from the run that made that file (so each entry's oracle cell says how that file was checked).
 
 `scripts/install-qemu.sh` installs QEMU 10.x from bookworm-backports as `qemu-system-x86_64` and QEMU 7.2 from
 bookworm, unpacked under `/opt/qemu72` and run through the wrapper `/usr/local/bin/qemu-system-x86_64-7.2`, which adds
@@ -310,24 +404,17 @@ EOF
     echo "analyze-migration.py used: sha256 \`$oracle_sha\`."
   fi
   echo
-  echo "## Overview"
-  echo
-  echo "| file | size (bytes) | QEMU | machine | oracle |"
-  echo "|---|---:|---|---|---|"
-  for f in "${FILES[@]}"; do
-    case $f in
-      *.mig|*.mig.gz) mach=$(stream_machine "$td/$f") ;;
-      *.mig.zst) zstd -q -d -c "$td/$f" >"$scratch/unzstd.mig" && mach=$(stream_machine "$scratch/unzstd.mig") ;;
-      *) mach=pc-i440fx-7.2 ;;
-    esac
-    M_MACH[$f]=$mach
-    ver=${M_VER[$f]#QEMU emulator version }
-    echo "| \`$f\` | $(stat -c %s "$td/$f") | ${ver%% *} | \`$mach\` | ${M_ORACLE[$f]:-} |"
-  done
-  echo
-  echo "## Files"
-  for f in "${FILES[@]}"; do
-    echo
+} >"$rd/header"
+for f in "${FILES[@]}"; do
+  case $f in
+    *.mig|*.mig.gz) mach=$(stream_machine "$td/$f") ;;
+    *.mig.zst) zstd -q -d -c "$td/$f" >"$scratch/unzstd.mig" && mach=$(stream_machine "$scratch/unzstd.mig") ;;
+    *) mach=${M_MACH[$f]} ;;
+  esac
+  M_MACH[$f]=$mach
+  ver=${M_VER[$f]#QEMU emulator version }
+  echo "| \`$f\` | $(stat -c %s "$td/$f") | ${ver%% *} | \`$mach\` | ${M_ORACLE[$f]:-} |" >"$rd/rows/$f"
+  {
     echo "### \`$f\`"
     echo
     echo "| | |"
@@ -348,8 +435,67 @@ EOF
       echo
       echo "${M_STDERR[$f]}"
     fi
-  done
-} >"$td/README.md"
+  } >"$rd/sections/$f"
+done
+printf '%s\n' "${ORDER[@]}" >"$rd/order"
+printf '%s\n' "${FILES[@]}" >"$rd/made"
+old_readme=
+if [ "$partial" = 1 ]; then cp "$td/README.md" "$scratch/README.old.md"; old_readme=$scratch/README.old.md; fi
+
+# merge_readme DIR [OLD-README]: the new README.md on stdout (see above).
+merge_readme() {
+  python3 - "$1" "${2:-}" <<'PY'
+import os, re, sys
+rd, old = sys.argv[1], sys.argv[2]
+def read(*p):
+    with open(os.path.join(*p), encoding="utf-8") as f:
+        return f.read()
+order = read(rd, "order").split()
+made = read(rd, "made").split()
+header = read(rd, "header")
+rows = {f: read(rd, "rows", f) for f in made}
+secs = {f: read(rd, "sections", f) for f in made}
+if old:
+    text = read(old)
+    pre, sep, rest = text.partition("## Overview\n")
+    ov, sep2, files = rest.partition("\n## Files\n")
+    if not sep or not sep2:
+        sys.exit("gen-testdata: cannot parse the old README.md (no Overview/Files headings)")
+    # Keep the old run's analyze-migration.py line when this run did not use the oracle.
+    m = re.search(r"^analyze-migration\.py used: sha256 `[0-9a-f]+`\.\n", pre, re.M)
+    if m and "analyze-migration.py used:" not in header:
+        header = header.rstrip("\n") + "\n\n" + m.group(0) + "\n"
+    old_names = []
+    for line in ov.splitlines(True):
+        m = re.match(r"\| `([^`]+)` \|", line)
+        if m and m.group(1) not in rows:
+            rows[m.group(1)] = line
+            old_names.append(m.group(1))
+    for chunk in re.split(r"(?m)^(?=### `)", files)[1:]:
+        name = re.match(r"### `([^`]+)`", chunk).group(1)
+        if chunk.endswith("\n\n"):
+            chunk = chunk[:-1]  # the blank line before the next heading is written with that heading
+        if name not in secs:
+            secs[name] = chunk
+    for name in old_names:
+        if name not in secs:
+            sys.exit(f"gen-testdata: the old README.md has a row but no section for {name}")
+def rank(name):
+    for n in (name, name[:-3] if name.endswith(".gz") else name):
+        if n in order:
+            return order.index(n)
+    print(f"gen-testdata: README.md entry {name} has no recipe any more: kept at the end", file=sys.stderr)
+    return len(order)
+names = sorted(rows, key=rank)  # stable: entries without a recipe keep their old order, at the end
+out = [header, "## Overview\n\n", "| file | size (bytes) | QEMU | machine | oracle |\n", "|---|---:|---|---|---|\n"]
+out += [rows[n] for n in names]
+out.append("\n## Files\n")
+out += ["\n" + secs[n] for n in names]
+sys.stdout.write("".join(out))
+PY
+}
+merge_readme "$rd" "$old_readme" >"$scratch/README.new.md"
+mv "$scratch/README.new.md" "$td/README.md"
 
 echo "gen-testdata: done"
 ( cd "$td" && ls -l ./*.mig* ./*.json* oracle/ ) || true

@@ -2,9 +2,10 @@
 # verdict-check.sh: does `migdiff check` predict what a real destination QEMU does with a stream?
 #
 #   scripts/verdict-check.sh [--qemu-only] [CASE-NUMBER...]
+#   scripts/verdict-check.sh [--qemu-only] --machines PATTERN
 #
-# For every case of the table below (a source dump from testdata/, the destination description migdiff is
-# given, and the destination QEMU's command line) it
+# For every case of the table below (a source dump, the destination description migdiff is given, and the
+# destination QEMU's command line) it
 #   1. runs `migdiff check SRC --against DST` and maps its exit status to a predicted verdict
 #      (0 = loads, 1 = refused, anything else = trouble), keeping its first "refused" line (or, when it
 #      would load, its first "warning" line);
@@ -15,6 +16,20 @@
 # It then prints a Markdown table (case | predicted | actual (QEMU) | agree? | QEMU's message) and a final
 # line "N of M agree" (verdicts only; "yes (other wording)" marks a refusal whose first reason is not QEMU's
 # message word for word). Exit status: 0 when every case agrees, 1 otherwise (2 on bad usage).
+# QEMU's message is its first stderr line that is not a warning, without the "qemu-system-x86_64: " prefix.
+#
+# SRC and DST are files in testdata/, or @NAME: a stream or -dump-vmstate file made on the fly in the
+# scratch directory (recipes in make_dump). A DST that is a -dump-vmstate JSON describes the destination
+# QEMU's device schemas only, so such rows exist only where the question is a version difference.
+# Rows that run the very same QEMU command on the same SRC share one QEMU run.
+#
+# --machines PATTERN: instead of the cases, every versioned machine type that both QEMU 7.2 and QEMU 10 offer
+# (`-M help`), restricted to pc-i440fx-* and pc-q35-* names matching the shell glob PATTERN (e.g. 'pc-*',
+# 'pc-q35-7.*'), both ways: forward (a QEMU 7.2 dump loaded by QEMU 10) and backward (a QEMU 10 dump of the
+# same type loaded by QEMU 7.2), all with -m 32 -S and -nodefaults. Dumps are made on the fly; at most JOBS
+# QEMUs run at a time. One table row per (type, direction): migdiff's prediction against the destination's
+# own dump of that type and against the destination QEMU's -dump-vmstate for that type, QEMU's verdict and
+# message; then "N of M agree" (two predictions per row).
 #
 # --qemu-only skips migdiff entirely (only the QEMU half; exit 1 if a QEMU run ended in trouble).
 # CASE-NUMBER restricts the run to those rows (1-based, as numbered in the table).
@@ -24,11 +39,14 @@
 #   QEMU10    QEMU 10.x binary (default: qemu-system-x86_64)
 #   QEMU72    QEMU 7.2 binary (default: qemu-system-x86_64-7.2)
 #   TIMEOUT   seconds per QEMU run (default 20)
-#   LOG_DIR   if set, every case's migdiff output and QEMU stderr are kept there (CASE.migdiff, CASE.qemu)
+#   JOBS      --machines only: QEMU processes at a time (default 2)
+#   LOG_DIR   if set, every case's migdiff output and QEMU stderr are kept there (caseN.migdiff, caseN.qemu;
+#             with --machines TYPE.fwd.qemu, TYPE.fwd.dump.migdiff, TYPE.fwd.vmstate.migdiff, same for bwd)
 #
 # Needs python3 (stdlib only) for the QMP side. Not run in CI: it needs real QEMU binaries (see
-# scripts/install-qemu.sh) and takes about a minute. The destination command lines copy the source's
-# command line from testdata/README.md except for the one deliberate difference of each case.
+# scripts/install-qemu.sh). On 2 CPUs the cases take about half a minute and --machines 'pc-*' (47 types, 94
+# loads) about a minute and a half. The destination command lines copy the source's command line from
+# testdata/README.md except for the one deliberate difference of each case.
 # Skipped on purpose: pc10-ignore-shared.mig (the destination would need the memfd backend, the same uuid
 # and the x-ignore-shared/validate-uuid capabilities set before migrate-incoming).
 set -uo pipefail
@@ -40,18 +58,28 @@ MIGDIFF=${MIGDIFF:-$root/target/release/migdiff}
 QEMU10=${QEMU10:-qemu-system-x86_64}
 QEMU72=${QEMU72:-qemu-system-x86_64-7.2}
 TIMEOUT=${TIMEOUT:-20}
+JOBS=${JOBS:-2}
 LOG_DIR=${LOG_DIR:-}
 
-qemu_only=0
+qemu_only=0 machines=
 declare -a only=()
-for a in "$@"; do
-  case $a in
+while [ $# -gt 0 ]; do
+  case $1 in
     --qemu-only) qemu_only=1 ;;
+    --machines) [ $# -ge 2 ] || { echo "verdict-check: --machines needs a PATTERN" >&2; exit 2; }
+      machines=$2; shift ;;
+    --machines=*) machines=${1#--machines=} ;;
     -h|--help) sed -n '2,/^set -uo/p' "${BASH_SOURCE[0]}" | sed '$d; s/^# \{0,1\}//'; exit 0 ;;
-    [0-9]*) only+=("$a") ;;
-    *) echo "verdict-check: unknown argument $a (see --help)" >&2; exit 2 ;;
+    [0-9]*) only+=("$1") ;;
+    *) echo "verdict-check: unknown argument $1 (see --help)" >&2; exit 2 ;;
   esac
+  shift
 done
+if [ -n "$machines" ] && [ ${#only[@]} -gt 0 ]; then
+  echo "verdict-check: --machines and CASE-NUMBER do not go together" >&2
+  exit 2
+fi
+case $JOBS in ''|*[!0-9]*|0) echo "verdict-check: JOBS must be a positive number" >&2; exit 2 ;; esac
 
 for b in "$QEMU10" "$QEMU72" python3; do
   command -v "$b" >/dev/null || { echo "verdict-check: $b not found" >&2; exit 2; }
@@ -66,9 +94,8 @@ trap 'rm -rf "$scratch"' EXIT
 
 # ------------------------------------------------------------------------------------------------ cases
 # add_case SRC DST BINVAR NOTE -- QEMU-ARGS...
-#   SRC     fixture in testdata/ (the stream QEMU is fed)
-#   DST     what migdiff is told the destination is: a file in testdata/, or @NAME for a dump made on the
-#           fly by make_dump (see below)
+#   SRC     the stream QEMU is fed: a fixture in testdata/, or @NAME for a dump made on the fly by make_dump
+#   DST     what migdiff is told the destination is: a file in testdata/, or @NAME (made by make_dump)
 #   BINVAR  QEMU10 or QEMU72: the destination binary
 #   QEMU-ARGS  the destination's configuration; -S, -display none, -qmp and -incoming are added.
 BASE=(-nodefaults -display none -accel tcg)
@@ -95,7 +122,7 @@ add_case pc10-stopped.mig pc10-smp2.mig QEMU10 "1 CPU into -smp 2" -- \
   "${BASE[@]}" -m 32 -M pc-i440fx-10.0 -smp 2
 add_case q35-10.mig pc10-stopped.mig QEMU10 "machine type q35 into i440fx" -- \
   "${BASE[@]}" -m 32 -M pc-i440fx-10.0
-add_case pc10-stopped.mig @pc10-m64.mig QEMU10 "32 MiB RAM into -m 64" -- \
+add_case pc10-stopped.mig pc10-m64.mig QEMU10 "32 MiB RAM into -m 64" -- \
   "${BASE[@]}" -m 64 -M pc-i440fx-10.0
 add_case pc10-running.mig pc10-stopped.mig QEMU10 "running source, same config" -- \
   "${BASE[@]}" -m 32 -M pc-i440fx-10.0
@@ -107,44 +134,115 @@ add_case q35-10-xhci-tablet.mig q35-10.mig QEMU10 "xhci + tablet missing on the 
   "${BASE[@]}" -m 32 -M pc-q35-10.0
 add_case pc10-stopped.mig pc10-e1000.mig QEMU10 "destination has an e1000 the stream lacks" -- \
   "${BASE[@]}" -m 32 -M pc-i440fx-10.0 -device e1000
+# ESP SCSI controllers on q35-7.2, both ways, each against the destination's dump and its -dump-vmstate.
+for dev in am53c974 dc390; do
+  add_case "q35-72-$dev-qemu72.mig" "q35-72-$dev-qemu10.mig" QEMU10 "$dev forward 7.2 -> 10, q35" -- \
+    "${BASE[@]}" -m 32 -M pc-q35-7.2 -device "$dev"
+  add_case "q35-72-$dev-qemu72.mig" vmstate-q35-72-qemu10.json QEMU10 "$dev forward 7.2 -> 10, against -dump-vmstate" -- \
+    "${BASE[@]}" -m 32 -M pc-q35-7.2 -device "$dev"
+  add_case "q35-72-$dev-qemu10.mig" "q35-72-$dev-qemu72.mig" QEMU72 "$dev backward 10 -> 7.2, q35" -- \
+    "${BASE[@]}" -m 32 -M pc-q35-7.2 -device "$dev"
+  add_case "q35-72-$dev-qemu10.mig" vmstate-q35-72-qemu72.json QEMU72 "$dev backward 10 -> 7.2, against -dump-vmstate" -- \
+    "${BASE[@]}" -m 32 -M pc-q35-7.2 -device "$dev"
+done
+# Configuration differences on one QEMU (a -dump-vmstate DST could not show them: it has no instances).
+add_case pc10-two-slirp.mig @pc10-one-slirp.mig QEMU10 "two slirp netdevs into one" -- \
+  "${BASE[@]}" -m 32 -M pc-i440fx-10.0 -netdev user,id=n0
+add_case @pc10-one-slirp.mig pc10-two-slirp.mig QEMU10 "one slirp netdev (made on the fly) into two" -- \
+  "${BASE[@]}" -m 32 -M pc-i440fx-10.0 -netdev user,id=n0 -netdev user,id=n1
+add_case pc10-m64.mig pc10-stopped.mig QEMU10 "64 MiB RAM into -m 32" -- \
+  "${BASE[@]}" -m 32 -M pc-i440fx-10.0
+add_case q35-10.mig q35-10-xhci-tablet.mig QEMU10 "xhci + tablet only on the destination" -- \
+  "${BASE[@]}" -m 32 -M pc-q35-10.0 -device qemu-xhci -device usb-tablet
+# Guests that ran 5 s (SeaBIOS, no boot device) before the migration, dumped on the fly.
+add_case @pc10-ran5s.mig pc10-stopped.mig QEMU10 "source ran 5 s (made on the fly), 10 -> 10" -- \
+  "${BASE[@]}" -m 32 -M pc-i440fx-10.0
+add_case @pc10-ran5s.mig @vmstate-pc10-qemu10.json QEMU10 "source ran 5 s, 10 -> 10, against -dump-vmstate" -- \
+  "${BASE[@]}" -m 32 -M pc-i440fx-10.0
+add_case @pc72-ran5s-qemu72.mig pc72-qemu10.mig QEMU10 "source ran 5 s on QEMU 7.2 (made on the fly), 7.2 -> 10" -- \
+  "${BASE[@]}" -m 32 -M pc-i440fx-7.2
+add_case @pc72-ran5s-qemu72.mig vmstate-pc72-qemu10.json QEMU10 "source ran 5 s on QEMU 7.2, 7.2 -> 10, against -dump-vmstate" -- \
+  "${BASE[@]}" -m 32 -M pc-i440fx-7.2
 
-# make_dump NAME: the on-the-fly DST dumps (@NAME), made with QEMU10 through scripts/qmp-migrate.py.
-make_dump() {
-  local name=$1 args
-  case $name in
-    pc10-m64.mig) args=("${BASE[@]}" -m 64 -M pc-i440fx-10.0 -S) ;;
-    *) echo "verdict-check: no recipe for @$name" >&2; return 1 ;;
-  esac
-  [ -s "$scratch/$name" ] && return 0
-  local dir pid rc=0
+# ------------------------------------------------------------------------------------ on-the-fly dumps
+# dump_stream OUT BIN DELAY ARGS...: starts BIN ARGS with a QMP socket, waits DELAY seconds and migrates
+# into OUT through scripts/qmp-migrate.py. On failure OUT is removed and OUT.err says why (one line).
+dump_stream() {
+  local out=$1 bin=$2 delay=$3; shift 3
+  local dir pid rc=0 _
   dir=$(mktemp -d "$scratch/dump.XXXXXX")
-  "$QEMU10" "${args[@]}" -qmp "unix:$dir/qmp.sock,server=on,wait=off" </dev/null >"$dir/qemu.log" 2>&1 &
+  rm -f "$out" "$out.err"
+  "$bin" "$@" -qmp "unix:$dir/qmp.sock,server=on,wait=off" </dev/null >"$dir/qemu.log" 2>&1 &
   pid=$!
-  python3 "$here/qmp-migrate.py" "$dir/qmp.sock" "$scratch/$name" >"$dir/qmp.log" 2>&1 || rc=$?
+  for _ in $(seq 200); do
+    [ ! -S "$dir/qmp.sock" ] || break
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if [ ! -S "$dir/qmp.sock" ]; then
+    kill "$pid" 2>/dev/null
+    wait "$pid" 2>/dev/null
+    { grep -v -e 'warning:' -e '^qemu: module' "$dir/qemu.log" | head -1; echo "(QEMU did not start)"; } |
+      head -1 >"$out.err"
+    return 1
+  fi
+  [ "$delay" = 0 ] || sleep "$delay"
+  python3 "$here/qmp-migrate.py" "$dir/qmp.sock" "$out" >"$dir/qmp.log" 2>&1 || rc=$?
   if [ "$rc" != 0 ]; then
     kill "$pid" 2>/dev/null
     wait "$pid" 2>/dev/null
-    echo "verdict-check: could not make $name:" >&2
-    cat "$dir/qmp.log" "$dir/qemu.log" >&2
-    rm -f "$scratch/$name"
+    cat "$dir/qmp.log" "$dir/qemu.log" | grep -v -e 'warning:' -e '^qemu: module' | head -1 >"$out.err"
+    rm -f "$out"
     return 1
   fi
   wait "$pid" 2>/dev/null
-  [ -s "$scratch/$name" ]
+  [ -s "$out" ] || { echo "empty dump" >"$out.err"; return 1; }
+}
+
+# dump_vmstate OUT BIN MACHINE: BIN -M MACHINE -dump-vmstate OUT (as scripts/gen-testdata.sh does).
+dump_vmstate() {
+  local out=$1 bin=$2 machine=$3 dir
+  dir=$(mktemp -d "$scratch/vmstate.XXXXXX")
+  rm -f "$out" "$out.err"
+  if ! (cd "$dir" && "$bin" -M "$machine" -dump-vmstate "$out") </dev/null >"$dir/qemu.log" 2>&1 || [ ! -s "$out" ]; then
+    { grep -v -e 'warning:' -e '^qemu: module' "$dir/qemu.log" | head -1; echo "-dump-vmstate failed"; } |
+      head -1 >"$out.err"
+    rm -f "$out"
+    return 1
+  fi
+}
+
+# make_dump NAME: the on-the-fly @NAME files, made once into $scratch/NAME.
+make_dump() {
+  local name=$1
+  [ -s "$scratch/$name" ] && return 0
+  case $name in
+    pc10-one-slirp.mig)
+      dump_stream "$scratch/$name" "$QEMU10" 0 "${BASE[@]}" -m 32 -M pc-i440fx-10.0 -netdev user,id=n0 -S ;;
+    pc10-ran5s.mig)
+      dump_stream "$scratch/$name" "$QEMU10" 5 "${BASE[@]}" -m 32 -M pc-i440fx-10.0 ;;
+    pc72-ran5s-qemu72.mig)
+      dump_stream "$scratch/$name" "$QEMU72" 5 "${BASE[@]}" -m 32 -M pc-i440fx-7.2 ;;
+    vmstate-pc10-qemu10.json)
+      dump_vmstate "$scratch/$name" "$QEMU10" pc-i440fx-10.0 ;;
+    *) echo "no recipe" >"$scratch/$name.err"; false ;;
+  esac || {
+    echo "verdict-check: could not make @$name: $(cat "$scratch/$name.err" 2>/dev/null)" >&2
+    return 1
+  }
 }
 
 # --------------------------------------------------------------------------------------------- QEMU run
-# try_load SRC QEMU ARGS...: prints "VERDICT<TAB>MESSAGE" (loads/refused/trouble); QEMU's stderr goes to
-# $scratch/qemu.err.
+# try_load ERRFILE SRC QEMU ARGS...: prints "VERDICT<TAB>MESSAGE" (loads/refused/trouble); QEMU's stderr goes
+# to ERRFILE.
 try_load() {
   python3 - "$TIMEOUT" "$scratch" "$@" <<'PY'
 import json, os, shlex, socket, subprocess, sys, tempfile, time
 
-timeout, scratch, src = float(sys.argv[1]), sys.argv[2], sys.argv[3]
-cmd = sys.argv[4:]
+timeout, scratch, err_path, src = float(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
+cmd = sys.argv[5:]
 work = tempfile.mkdtemp(dir=scratch, prefix="load.")
 sock_path = os.path.join(work, "qmp.sock")
-err_path = os.path.join(scratch, "qemu.err")
 cmd = cmd + ["-S", "-display", "none", "-qmp", f"unix:{sock_path},server=on,wait=off",
              "-incoming", "exec:cat " + shlex.quote(src)]
 with open(err_path, "w") as errf:
@@ -253,64 +351,201 @@ predict() {
 # --------------------------------------------------------------------------------------------- the run
 cell() { local s=${1//|/\\|}; printf '%s' "${s:0:300}"; }
 pretty_bin() { if [ "$1" = QEMU72 ]; then echo "QEMU 7.2"; else echo "QEMU 10"; fi; }
-
-rows=() agree=0 total=0 trouble_runs=0
-for i in "${!C_SRC[@]}"; do
-  n=$((i + 1))
-  if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $n "* ]]; then continue; fi
-  src=${C_SRC[$i]} dst=${C_DST[$i]} binvar=${C_BIN[$i]}
-  eval "args=(${C_ARGS[$i]})"
-  bin=${!binvar}
-  # the destination's deliberate settings, for the label: everything after BASE
-  label_args=$(printf '%s ' "${args[@]:${#BASE[@]}}")
-  label="$n. \`$src\` → $(pretty_bin "$binvar") \`${label_args% }\` (DST \`${dst#@}\`): ${C_NOTE[$i]}"
-  echo "verdict-check: case $n: $src -> $bin ${args[*]}" >&2
-
-  # QEMU first, so a broken migdiff still leaves the QEMU facts.
-  IFS=$'\t' read -r actual qmsg < <(try_load "$td/$src" "$bin" "${args[@]}")
-  [ -z "$LOG_DIR" ] || cp "$scratch/qemu.err" "$LOG_DIR/case$n.qemu"
-  [ "$actual" != trouble ] || trouble_runs=$((trouble_runs + 1))
-
-  if [ "$qemu_only" = 1 ]; then
-    rows+=("| $(cell "$label") | - | $actual | - | $(cell "$qmsg") |")
-    continue
+# pred_cell VERDICT MESSAGE: the "predicted" cell.
+pred_cell() {
+  case $1 in
+    loads) if [[ $2 == warning:* ]]; then printf 'loads (%s)' "$2"; else printf loads; fi ;;
+    *) printf '%s: %s' "$1" "$2" ;;
+  esac
+}
+# agree_cell PREDICTED PMSG ACTUAL QMSG: "yes", "yes (other wording)" or "**NO**"; returns 1 on **NO**.
+agree_cell() {
+  if [ "$1" = "$3" ] && [ "$3" != trouble ]; then
+    # Same verdict; for a refusal, say whether migdiff's first reason is QEMU's message word for word.
+    if [ "$3" = refused ] && [[ $2 != *"$4" ]]; then printf 'yes (other wording)'; else printf yes; fi
+  else
+    printf '**NO**'
+    return 1
   fi
+}
 
-  dstpath=$td/$dst
-  if [[ $dst == @* ]]; then
-    if make_dump "${dst#@}"; then
-      dstpath=$scratch/${dst#@}
-    else
-      rows+=("| $(cell "$label") | skipped (could not make the DST dump) | $actual | - | $(cell "$qmsg") |")
+run_cases() {
+  local rows=() agree=0 total=0 trouble_runs=0 i n src dst binvar bin label_args label srcpath dstpath key
+  local actual qmsg qerr predicted pmsg ok args=()
+  declare -A qcache=()   # "SRC|BINVAR|ARGS" -> "VERDICT<TAB>MESSAGE<TAB>ERRFILE"
+  for i in "${!C_SRC[@]}"; do
+    n=$((i + 1))
+    if [ ${#only[@]} -gt 0 ] && [[ " ${only[*]} " != *" $n "* ]]; then continue; fi
+    src=${C_SRC[$i]} dst=${C_DST[$i]} binvar=${C_BIN[$i]}
+    eval "args=(${C_ARGS[$i]})"
+    bin=${!binvar}
+    # the destination's deliberate settings, for the label: everything after BASE
+    label_args=$(printf '%s ' "${args[@]:${#BASE[@]}}")
+    label="$n. \`${src#@}\` → $(pretty_bin "$binvar") \`${label_args% }\` (DST \`${dst#@}\`): ${C_NOTE[$i]}"
+    echo "verdict-check: case $n: $src -> $bin ${args[*]}" >&2
+
+    srcpath=$td/$src
+    if [[ $src == @* ]]; then
+      srcpath=$scratch/${src#@}
+      if ! make_dump "${src#@}"; then
+        trouble_runs=$((trouble_runs + 1))
+        [ "$qemu_only" = 1 ] || total=$((total + 1))
+        rows+=("| $(cell "$label") | - | trouble | - | $(cell "could not make the SRC dump: $(cat "$srcpath.err" 2>/dev/null)") |")
+        continue
+      fi
+    fi
+
+    # QEMU first, so a broken migdiff still leaves the QEMU facts. The same run is not repeated.
+    key="$src|$binvar|${C_ARGS[$i]}"
+    if [ -z "${qcache[$key]:-}" ]; then
+      IFS=$'\t' read -r actual qmsg < <(try_load "$scratch/qemu.$n.err" "$srcpath" "$bin" "${args[@]}")
+      qcache[$key]="$actual"$'\t'"$qmsg"$'\t'"$scratch/qemu.$n.err"
+      [ "$actual" != trouble ] || trouble_runs=$((trouble_runs + 1))
+    fi
+    IFS=$'\t' read -r actual qmsg qerr <<<"${qcache[$key]}"
+    [ -z "$LOG_DIR" ] || cp "$qerr" "$LOG_DIR/case$n.qemu"
+
+    if [ "$qemu_only" = 1 ]; then
+      rows+=("| $(cell "$label") | - | $actual | - | $(cell "$qmsg") |")
       continue
     fi
-  fi
-  [[ $dst == @* ]] || dstpath=testdata/$dst
-  IFS=$'\t' read -r predicted pmsg < <(predict "testdata/$src" "$dstpath")
-  [ -z "$LOG_DIR" ] || cp "$scratch/migdiff.out" "$LOG_DIR/case$n.migdiff"
-  total=$((total + 1))
-  if [ "$predicted" = "$actual" ] && [ "$actual" != trouble ]; then
-    ok=yes; agree=$((agree + 1))
-    # Same verdict; for a refusal, say whether migdiff's first reason is QEMU's message word for word.
-    if [ "$actual" = refused ] && [[ $pmsg != *"$qmsg" ]]; then ok="yes (other wording)"; fi
-  else
-    ok="**NO**"
-  fi
-  case $predicted in
-    loads) if [[ $pmsg == warning:* ]]; then pcell="loads ($pmsg)"; else pcell=loads; fi ;;
-    *) pcell="$predicted: $pmsg" ;;
-  esac
-  rows+=("| $(cell "$label") | $(cell "$pcell") | $actual | $ok | $(cell "$qmsg") |")
-done
 
-echo "| case | predicted | actual (QEMU) | agree? | QEMU's message |"
-echo "|---|---|---|---|---|"
-printf '%s\n' "${rows[@]}"
-echo
-if [ "$qemu_only" = 1 ]; then
-  echo "QEMU only: ${#rows[@]} cases run, $trouble_runs without a verdict"
-  [ "$trouble_runs" = 0 ]
-  exit
+    dstpath=testdata/$dst
+    if [[ $dst == @* ]]; then
+      if make_dump "${dst#@}"; then
+        dstpath=$scratch/${dst#@}
+      else
+        rows+=("| $(cell "$label") | skipped (could not make the DST dump) | $actual | - | $(cell "$qmsg") |")
+        continue
+      fi
+    fi
+    [[ $src == @* ]] || srcpath=testdata/$src
+    IFS=$'\t' read -r predicted pmsg < <(predict "$srcpath" "$dstpath")
+    [ -z "$LOG_DIR" ] || cp "$scratch/migdiff.out" "$LOG_DIR/case$n.migdiff"
+    total=$((total + 1))
+    if ok=$(agree_cell "$predicted" "$pmsg" "$actual" "$qmsg"); then agree=$((agree + 1)); fi
+    rows+=("| $(cell "$label") | $(cell "$(pred_cell "$predicted" "$pmsg")") | $actual | $ok | $(cell "$qmsg") |")
+  done
+
+  echo "| case | predicted | actual (QEMU) | agree? | QEMU's message |"
+  echo "|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  if [ "$qemu_only" = 1 ]; then
+    echo "QEMU only: ${#rows[@]} cases run, $trouble_runs without a verdict"
+    [ "$trouble_runs" = 0 ]
+    return
+  fi
+  echo "$agree of $total agree"
+  [ "$agree" = "$total" ]
+}
+
+# ------------------------------------------------------------------------------------------ --machines
+# Versioned pc-i440fx-*/pc-q35-* machine types of BIN, one a line.
+machine_types() {
+  "$1" -M help 2>/dev/null | awk 'NR > 1 {print $1}' | grep -E '^pc-(i440fx|q35)-[0-9]' | sort -u
+}
+
+# machine_chain TYPE DIR: one direction for one machine type, QEMU processes one after the other (so JOBS
+# chains in parallel are JOBS QEMUs at most): the source dump, the destination's -dump-vmstate, the load.
+# fwd = QEMU 7.2 source into QEMU 10, bwd = QEMU 10 source into QEMU 7.2. Writes $mdir/TYPE.DIR
+# ("VERDICT<TAB>MESSAGE") and $mdir/TYPE.DIR.qemu (the destination's stderr).
+machine_chain() {
+  local m=$1 dir=$2 srcbin dstbin src vm res
+  local args=("${BASE[@]}" -m 32 -M "$m")
+  if [ "$dir" = fwd ]; then
+    srcbin=$QEMU72 dstbin=$QEMU10 src=$mdir/$m-qemu72.mig vm=$mdir/vmstate-$m-qemu10.json
+  else
+    srcbin=$QEMU10 dstbin=$QEMU72 src=$mdir/$m-qemu10.mig vm=$mdir/vmstate-$m-qemu72.json
+  fi
+  res=$mdir/$m.$dir
+  : >"$res.qemu"
+  if ! dump_stream "$src" "$srcbin" 0 "${args[@]}" -S; then
+    printf 'trouble\tcould not make the source dump: %s\n' "$(cat "$src.err")" >"$res"
+    return
+  fi
+  dump_vmstate "$vm" "$dstbin" "$m"
+  try_load "$res.qemu" "$src" "$dstbin" "${args[@]}" >"$res"
+}
+
+run_machines() {
+  local pattern=$1 m dir
+  mdir=$scratch/machines
+  mkdir -p "$mdir"
+  local types=()
+  while read -r m; do
+    # shellcheck disable=SC2053  # PATTERN is a glob on purpose
+    [[ $m == $pattern ]] && types+=("$m")
+  done < <(comm -12 <(machine_types "$QEMU72") <(machine_types "$QEMU10") | sort -V)
+  if [ ${#types[@]} = 0 ]; then
+    echo "verdict-check: no machine type of both QEMUs matches '$pattern'" >&2
+    return 2
+  fi
+  echo "verdict-check: ${#types[@]} machine types, both directions, $JOBS QEMUs at a time: ${types[*]}" >&2
+  local started=$SECONDS
+  for m in "${types[@]}"; do
+    for dir in fwd bwd; do
+      while [ "$(jobs -rp | wc -l)" -ge "$JOBS" ]; do wait -n; done
+      machine_chain "$m" "$dir" &
+    done
+  done
+  wait
+  echo "verdict-check: QEMU runs took $((SECONDS - started)) s" >&2
+
+  local rows=() agree=0 total=0 trouble_runs=0 n_loads=0 n_refused=0
+  local actual qmsg label dstdump dstvm p1 m1 p2 m2 ok ok1 ok2 c1 c2 srcpath
+  for m in "${types[@]}"; do
+    for dir in fwd bwd; do
+      IFS=$'\t' read -r actual qmsg <"$mdir/$m.$dir"
+      case $actual in loads) n_loads=$((n_loads + 1)) ;; refused) n_refused=$((n_refused + 1)) ;;
+        *) trouble_runs=$((trouble_runs + 1)) ;; esac
+      [ -z "$LOG_DIR" ] || cp "$mdir/$m.$dir.qemu" "$LOG_DIR/$m.$dir.qemu"
+      if [ "$dir" = fwd ]; then
+        label="7.2 → 10" srcpath=$mdir/$m-qemu72.mig dstdump=$mdir/$m-qemu10.mig dstvm=$mdir/vmstate-$m-qemu10.json
+      else
+        label="10 → 7.2" srcpath=$mdir/$m-qemu10.mig dstdump=$mdir/$m-qemu72.mig dstvm=$mdir/vmstate-$m-qemu72.json
+      fi
+      if [ "$qemu_only" = 1 ]; then
+        rows+=("| \`$m\` | $label | - | - | $actual | - | $(cell "$qmsg") |")
+        continue
+      fi
+      c1="-" c2="-" ok1="" ok2=""
+      if [ -s "$srcpath" ] && [ -s "$dstdump" ]; then
+        IFS=$'\t' read -r p1 m1 < <(predict "$srcpath" "$dstdump")
+        [ -z "$LOG_DIR" ] || cp "$scratch/migdiff.out" "$LOG_DIR/$m.$dir.dump.migdiff"
+        c1=$(pred_cell "$p1" "$m1"); total=$((total + 1))
+        if ok1=$(agree_cell "$p1" "$m1" "$actual" "$qmsg"); then agree=$((agree + 1)); fi
+      else
+        c1="skipped (no dump)"
+      fi
+      if [ -s "$srcpath" ] && [ -s "$dstvm" ]; then
+        IFS=$'\t' read -r p2 m2 < <(predict "$srcpath" "$dstvm")
+        [ -z "$LOG_DIR" ] || cp "$scratch/migdiff.out" "$LOG_DIR/$m.$dir.vmstate.migdiff"
+        c2=$(pred_cell "$p2" "$m2"); total=$((total + 1))
+        if ok2=$(agree_cell "$p2" "$m2" "$actual" "$qmsg"); then agree=$((agree + 1)); fi
+      else
+        c2="skipped (no -dump-vmstate: $(cat "$dstvm.err" 2>/dev/null))"
+      fi
+      ok="${ok1:--} / ${ok2:--}"
+      rows+=("| \`$m\` | $label | $(cell "$c1") | $(cell "$c2") | $actual | $ok | $(cell "$qmsg") |")
+    done
+  done
+
+  echo "| machine | direction | predicted (DST: its dump) | predicted (DST: -dump-vmstate) | actual (QEMU) | agree? (dump / vmstate) | QEMU's message |"
+  echo "|---|---|---|---|---|---|---|"
+  printf '%s\n' "${rows[@]}"
+  echo
+  echo "machines: ${#types[@]} types, ${#rows[@]} loads: $n_loads loaded, $n_refused refused, $trouble_runs without a verdict"
+  if [ "$qemu_only" = 1 ]; then
+    [ "$trouble_runs" = 0 ]
+    return
+  fi
+  echo "$agree of $total agree"
+  [ "$agree" = "$total" ]
+}
+
+if [ -n "$machines" ]; then
+  run_machines "$machines"
+else
+  run_cases
 fi
-echo "$agree of $total agree"
-[ "$agree" = "$total" ]
