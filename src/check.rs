@@ -1,37 +1,51 @@
-//! Would the destination load this stream? Walks a source dump as the destination's loader
-//! (`migration/savevm.c`, `vmstate.c`, `ram.c`) would, against a description of the
-//! destination: a dump made by the destination QEMU with the same machine type, or its
-//! `-dump-vmstate` classes. Each reason to refuse carries QEMU's own wording.
+//! Would the destination load this stream? Replays QEMU's loader (`migration/savevm.c`,
+//! `vmstate.c`, `ram.c`) over the source's sections, in stream order, against what is known
+//! of the destination: a dump made by the destination QEMU with the same configuration (its
+//! exact sections, instances and RAM blocks, and the field layout it reads at its own
+//! versions), its `-dump-vmstate` classes (every vmsd with field versions, conditions,
+//! subsections and minimum versions, but no RAM and no instances), or both.
 //!
-//! What travels on the wire decides: field names never do (a rename loads), a type change
-//! of the same size loads, a scalar that changes size or appears at the same section
-//! version desynchronizes the load. Things a description cannot settle are warnings.
-
-use std::borrow::Cow;
+//! Three verdicts: it loads, it is refused (the first reason is where the destination
+//! stops, in QEMU's words), or it is not decided, with what would decide it. What travels
+//! on the wire decides: names never do; a layout that desynchronizes does.
 
 use serde::Serialize;
 
-use crate::diff::{device_name, diff_device, Change, ChangeKind};
+use crate::diff::{
+    device_name, diff_device, resizable, size_mismatch_message, unknown_ramblock_message,
+    unknown_section_message, Change, ChangeKind, Load,
+};
 use crate::tree::{Device, Dump, Node, Struct, Value};
+use crate::vmstate_dump::{minimum_version, FieldDesc};
 
-/// What the destination is described by.
-#[derive(Debug, Clone, Copy)]
-pub enum Destination<'a> {
+/// What is known of the destination.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Destination<'a> {
     /// A dump made by the destination: exact sections and RAM blocks, but only the
-    /// subsections its state happened to send.
-    Dump(&'a Dump),
+    /// subsections its state happened to send, and no minimum versions.
+    pub dump: Option<&'a Dump>,
     /// `-dump-vmstate` output: every device class and subsection, versions with their
-    /// minimum; no RAM blocks and no non-qdev sections (cpu, apic, timer, ...).
-    Classes(&'a Dump),
+    /// minimum; no RAM blocks, no instances and no non-qdev sections (cpu, apic, timer).
+    pub classes: Option<&'a Dump>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// The answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Answer {
+    Loads,
+    Refused,
+    /// Nothing refuses it, but something the descriptions cannot show could.
+    Undecided,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Severity {
     /// The destination refuses the stream.
     Refused,
-    /// Cannot be settled from the descriptions, or loads with a caveat.
-    Warning,
+    /// Cannot be settled from the descriptions at hand.
+    Undecided,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -39,7 +53,7 @@ pub struct Reason {
     pub severity: Severity,
     /// `idstr (instance)`, `ram/BLOCK` or `configuration`.
     pub subject: String,
-    /// QEMU's message for a refusal; migdiff's for a warning.
+    /// QEMU's message for a refusal; what would decide it for an undecided one.
     pub message: String,
     /// Which field or value, where that helps.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -48,11 +62,14 @@ pub struct Reason {
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Verdict {
+    pub answer: Answer,
+    /// Kept for readers of the first JSON layout: `answer == "loads"`.
     pub loads: bool,
     /// In stream order: the destination stops at the first refusal.
     pub reasons: Vec<Reason>,
 }
 
+#[derive(Default)]
 struct Checker {
     reasons: Vec<Reason>,
 }
@@ -62,8 +79,8 @@ impl Checker {
         self.push(Severity::Refused, subject, message, detail);
     }
 
-    fn warn(&mut self, subject: &str, message: String, detail: Option<String>) {
-        self.push(Severity::Warning, subject, message, detail);
+    fn undecided(&mut self, subject: &str, message: String, detail: Option<String>) {
+        self.push(Severity::Undecided, subject, message, detail);
     }
 
     fn push(&mut self, severity: Severity, subject: &str, message: String, detail: Option<String>) {
@@ -76,16 +93,68 @@ impl Checker {
     }
 }
 
+/// Replays the load of `src` on the destination.
 pub fn check(src: &Dump, dst: Destination<'_>) -> Verdict {
-    let mut c = Checker {
-        reasons: Vec::new(),
+    let mut c = Checker::default();
+    check_configuration(&mut c, src, dst);
+    // The RAM section comes first in the stream.
+    match dst.dump {
+        Some(d) => check_ram(&mut c, src, d),
+        None if !src.ram.is_empty() => c.undecided(
+            "ram",
+            "RAM blocks not checked: -dump-vmstate does not list them (give a dump of the \
+             destination too)"
+                .into(),
+            None,
+        ),
+        None => {}
+    }
+    let mut not_listed = Vec::new();
+    for device in &src.devices {
+        let class = dst.classes.and_then(|classes| class_of(classes, device));
+        match (dst.dump, class) {
+            (Some(d), class) => check_against_dump(&mut c, device, d, class),
+            (None, Some(class)) => check_against_class(&mut c, device, class, None),
+            (None, None) => not_listed.push(device_name(device)),
+        }
+    }
+    if dst.dump.is_none() && !src.devices.is_empty() {
+        c.undecided(
+            "sections",
+            "instances not checked: -dump-vmstate lists device classes, not which devices the \
+             destination has (give a dump of the destination too)"
+                .into(),
+            None,
+        );
+    }
+    if !not_listed.is_empty() {
+        c.undecided(
+            "sections",
+            "not checked: -dump-vmstate lists only qdev device classes".into(),
+            Some(not_listed.join(", ")),
+        );
+    }
+    let answer = if c.reasons.iter().any(|r| r.severity == Severity::Refused) {
+        Answer::Refused
+    } else if c.reasons.is_empty() {
+        Answer::Loads
+    } else {
+        Answer::Undecided
     };
-    let dst_dump = match dst {
-        Destination::Dump(d) | Destination::Classes(d) => d,
+    Verdict {
+        answer,
+        loads: answer == Answer::Loads,
+        reasons: c.reasons,
+    }
+}
+
+/// savevm.c, configuration_post_load and its capability and UUID checks.
+fn check_configuration(c: &mut Checker, src: &Dump, dst: Destination<'_>) {
+    let Some(d) = dst.dump.or(dst.classes) else {
+        return;
     };
-    if let (Some(s), Some(d)) = (&src.machine, &dst_dump.machine) {
+    if let (Some(s), Some(d)) = (&src.machine, &d.machine) {
         if s != d {
-            // savevm.c, configuration_post_load.
             c.refuse(
                 "configuration",
                 format!("Machine type received is '{s}' and local is '{d}'"),
@@ -93,89 +162,91 @@ pub fn check(src: &Dump, dst: Destination<'_>) -> Verdict {
             );
         }
     }
-    // The RAM section comes first in the stream.
-    match dst {
-        Destination::Dump(d) => check_ram(&mut c, src, d),
-        Destination::Classes(_) => c.warn(
-            "ram",
-            "RAM blocks not checked: -dump-vmstate does not list them".into(),
-            None,
-        ),
-    }
-    let mut unchecked = Vec::new();
-    for device in &src.devices {
-        match dst {
-            Destination::Dump(d) => check_against_dump(&mut c, device, d),
-            Destination::Classes(d) => {
-                if !check_against_class(&mut c, device, d) {
-                    unchecked.push(device_name(device));
-                }
-            }
+    let Some(d) = dst.dump else {
+        return;
+    };
+    for cap in &src.capabilities {
+        if !d.capabilities.contains(cap) {
+            c.refuse(
+                "configuration",
+                format!("Received capability '{cap}' is off, but on in source"),
+                Some(format!("migrate_set_capability {cap} on, before migrate-incoming")),
+            );
         }
     }
-    if !unchecked.is_empty() {
-        c.warn(
-            "sections",
-            "not checked: -dump-vmstate lists only qdev device classes".into(),
-            Some(unchecked.join(", ")),
+    for cap in d.capabilities.iter().filter(|c| !src.capabilities.contains(c)) {
+        c.refuse(
+            "configuration",
+            format!("Capability '{cap}' is on, but received capability is off"),
+            None,
         );
     }
-    Verdict {
-        loads: !c.reasons.iter().any(|r| r.severity == Severity::Refused),
-        reasons: c.reasons,
+    match (&src.uuid, &d.uuid) {
+        (Some(s), Some(d)) if s != d => c.refuse(
+            "configuration",
+            format!("UUID received is {s} and local is {d}"),
+            None,
+        ),
+        (Some(_), None) => c.undecided(
+            "configuration",
+            "the stream carries a UUID; a destination with validate-uuid on refuses one that \
+             is not its own, and the destination's dump does not say whether it has it on"
+                .into(),
+            None,
+        ),
+        _ => {}
     }
-}
-
-/// ROM blobs QEMU builds at run time live in resizable RAM blocks (fw_cfg's `/rom@etc/...`):
-/// a size change is accepted up to the block's maximum, which no description records.
-fn resizable(block: &str) -> bool {
-    block.starts_with("/rom@")
+    if src.page_size != d.page_size && d.page_size != 0 {
+        c.refuse(
+            "configuration",
+            format!(
+                "target page size {} in the stream, {} here",
+                src.page_size, d.page_size
+            ),
+            None,
+        );
+    }
 }
 
 fn check_ram(c: &mut Checker, src: &Dump, dst: &Dump) {
     for block in &src.ram {
         let subject = format!("ram/{}", block.name);
-        match dst.ram.iter().find(|b| b.name == block.name) {
-            None => c.refuse(
-                &subject,
-                format!("Unknown ramblock \"{}\", cannot accept migration", block.name),
-                None,
-            ),
-            Some(d) if d.used_length != block.used_length && resizable(&block.name) => c.warn(
-                &subject,
-                format!(
-                    "resizable block {:#x} in, {:#x} here: loads if within the block's maximum size",
-                    block.used_length, d.used_length
-                ),
-                None,
-            ),
-            Some(d) if d.used_length != block.used_length => c.refuse(
-                &subject,
-                // What QEMU 7.2 and 10.0 print (qemu_ram_resize), checked with -incoming.
-                format!(
-                    "Size mismatch: {}: {:#x} != {:#x}",
-                    block.name, block.used_length, d.used_length
-                ),
-                block.name.ends_with(".rom").then(|| {
-                    "an option ROM of another size: give both sides the same romfile".to_string()
-                }),
-            ),
-            Some(_) => {}
+        let Some(d) = dst.ram.iter().find(|b| b.name == block.name) else {
+            c.refuse(&subject, unknown_ramblock_message(&block.name), None);
+            continue;
+        };
+        if d.used_length != block.used_length {
+            if resizable(&block.name) {
+                c.undecided(
+                    &subject,
+                    format!(
+                        "resizable block {:#x} in, {:#x} here: loads if within the block's \
+                         maximum size, which no description records",
+                        block.used_length, d.used_length
+                    ),
+                    None,
+                );
+            } else {
+                c.refuse(
+                    &subject,
+                    size_mismatch_message(&block.name, block.used_length, d.used_length),
+                    block.name.ends_with(".rom").then(|| {
+                        "an option ROM of another size: give both sides the same romfile"
+                            .to_string()
+                    }),
+                );
+            }
+        }
+        if let (Some(s), Some(l)) = (block.addr, d.addr) {
+            if s != l {
+                c.refuse(
+                    &subject,
+                    format!("Mismatched GPAs for block {}: {s:#x} != {l:#x}", block.name),
+                    None,
+                );
+            }
         }
     }
-}
-
-fn unknown_section(c: &mut Checker, device: &Device) {
-    // savevm.c, qemu_loadvm_section_start_full.
-    c.refuse(
-        &device_name(device),
-        format!(
-            "Unknown savevm section or instance '{}' {}. Make sure that your current VM setup \
-             matches your saved VM setup, including any hotplugged devices",
-            device.idstr, device.instance_id
-        ),
-        None,
-    );
 }
 
 /// savevm.c, qemu_loadvm_section_start_full: a section newer than the local vmsd.
@@ -190,171 +261,263 @@ fn too_new(c: &mut Checker, device: &Device, local: u32, detail: Option<String>)
     );
 }
 
-fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump) {
+/// vmstate.c, vmstate_load_state: a version below the vmsd's minimum.
+fn too_old(c: &mut Checker, subject: &str, vmsd: &str, version: u64, minimum: u64) {
+    c.refuse(
+        subject,
+        format!(
+            "{vmsd}: incoming version_id {version} is too old for local minimum version_id  {minimum}"
+        ),
+        None,
+    );
+}
+
+fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump, class: Option<&Device>) {
     let Some(local) = dst
         .devices
         .iter()
         .find(|d| d.idstr == device.idstr && d.instance_id == device.instance_id)
     else {
-        return unknown_section(c, device);
+        c.refuse(
+            &device_name(device),
+            unknown_section_message(&device.idstr, device.instance_id),
+            None,
+        );
+        return;
     };
     let subject = device_name(device);
     if device.version_id > local.version_id {
         return too_new(c, device, local.version_id, None);
     }
     if device.version_id < local.version_id {
-        c.warn(
-            &subject,
-            format!(
-                "older section version {} (local {}): loads if {} is at least the local minimum_version_id, \
-                 which only -dump-vmstate records; the field layout follows the version",
-                device.version_id, local.version_id, device.version_id
+        // The destination reads the fields its vmsd enables for the incoming version:
+        // only the class description records which.
+        match class {
+            Some(class) => check_against_class(c, device, class, None),
+            None => c.undecided(
+                &subject,
+                format!(
+                    "older section version {} (local {}): loads if {} is at least the local \
+                     minimum_version_id and the fields follow the version, which only the \
+                     destination's -dump-vmstate records",
+                    device.version_id, local.version_id, device.version_id
+                ),
+                None,
             ),
-            None,
-        );
+        }
         return;
     }
     let mut changes = Vec::new();
     diff_device(device, local, &mut changes);
-    check_layout(c, &subject, device, local, &changes);
+    replay(c, &subject, device, &changes, class, local);
 }
 
-/// Same version on both sides: the destination reads the fields it describes.
-fn check_layout(c: &mut Checker, subject: &str, src: &Device, dst: &Device, changes: &[Change]) {
-    let fields_len = |s: &Struct| -> u64 { s.fields.iter().map(|n| n.len).sum() };
-    let same_total = fields_len(&src.body) == fields_len(&dst.body);
+/// The first change at the same version that stops the load, or the first that leaves it
+/// undecided; a layout the two dumps cannot settle is replayed against the class.
+fn replay(c: &mut Checker, subject: &str, src: &Device, changes: &[Change], class: Option<&Device>, dst: &Device) {
+    let mut undecided = None;
     for change in changes {
-        let detail = Some(change.path.clone());
-        match change.kind {
-            ChangeKind::FieldAdded | ChangeKind::FieldRemoved | ChangeKind::TypeChanged
-                if same_total =>
-            {
-                // globalstate after 7.2: runstate shrank by what the new fields take.
+        match change.wire.forward {
+            Load::Breaks => {
+                let message = match change.kind {
+                    ChangeKind::VersionChanged => {
+                        change.wire.why.split("; ").next().unwrap_or("").to_string()
+                    }
+                    ChangeKind::Value => change.wire.why.clone(),
+                    _ => format!("Missing section footer for {}", src.idstr),
+                };
+                let detail = (change.kind != ChangeKind::Value).then(|| change.wire.why.clone());
+                c.refuse(subject, message, detail);
+                // The load stops here: later fields are not read.
+                return;
             }
-            ChangeKind::FieldAdded | ChangeKind::FieldRemoved => c.refuse(
-                subject,
-                format!("Missing section footer for {}", src.idstr),
-                Some(format!(
-                    "{}: {} at the same section version {}, so the load desynchronizes",
-                    change.path,
-                    if change.kind == ChangeKind::FieldAdded {
-                        "field only here"
-                    } else {
-                        "field only in the stream"
-                    },
-                    src.version_id
-                )),
-            ),
-            ChangeKind::TypeChanged => {
-                let scalar =
-                    |n: Option<Cow<Node>>| n.is_some_and(|n| !matches!(n.value, Value::Bytes(_)));
-                let (o, n) = (src.body.find(&change.path), dst.body.find(&change.path));
-                if scalar(o) || scalar(n) {
-                    c.refuse(
-                        subject,
-                        format!("Missing section footer for {}", src.idstr),
-                        Some(format!(
-                            "{}: {}",
-                            change.path,
-                            change.note.as_deref().unwrap_or("")
-                        )),
-                    );
-                } else {
-                    c.warn(
-                        subject,
-                        "buffer of another length: loads only if its length travels in the stream"
-                            .into(),
-                        Some(format!(
-                            "{}: {}",
-                            change.path,
-                            change.note.as_deref().unwrap_or("")
-                        )),
-                    );
-                }
-            }
-            ChangeKind::LengthChanged => c.warn(
-                subject,
-                "array of another length: loads only if its length travels in the stream".into(),
-                detail,
-            ),
-            ChangeKind::SubsectionAdded => {}
-            ChangeKind::SubsectionRemoved => c.warn(
-                subject,
-                format!(
-                    "subsection {} was not sent by the destination's own dump: QEMU refuses it \
-                     (\"VM subsection '{}' in '{}' does not exist\") only if it does not know it",
-                    change.path, change.path, src.body.vmsd_name
-                ),
-                None,
-            ),
+            Load::Undecided if undecided.is_none() => undecided = Some(change),
             _ => {}
         }
     }
+    let Some(change) = undecided else {
+        return;
+    };
+    match class {
+        // The class knows every subsection and which fields each version reads.
+        Some(class) => check_against_class(c, src, class, Some(&dst.body)),
+        None => c.undecided(subject, change.wire.why.clone(), Some(change.path.clone())),
+    }
 }
 
-/// Checks a section against the class with its vmsd; false when there is none (cpu, apic,
-/// timer and other non-qdev sections are not in -dump-vmstate).
-fn check_against_class(c: &mut Checker, device: &Device, classes: &Dump) -> bool {
-    let subject = device_name(device);
+/// The class that loads `device`: the one whose vmsd name the section's idstr ends with
+/// (`0000:00:01.0/pciespscsi` → `pciespscsi`; `-dump-vmstate` keys by QOM type, the wire
+/// by vmsd name). `None` for sections that are not qdev devices.
+fn class_of<'c>(classes: &'c Dump, device: &Device) -> Option<&'c Device> {
     let vmsd = &device.body.vmsd_name;
-    let Some(class) = classes
+    let wire = device.idstr.rsplit('/').next().unwrap_or(&device.idstr);
+    classes
         .devices
         .iter()
         .find(|d| !vmsd.is_empty() && &d.body.vmsd_name == vmsd)
-    else {
-        return false;
-    };
-    let minimum = class.body.fields.iter().find_map(|n| match n.value {
-        Value::Uint { value, .. } if n.name == "(minimum_version_id)" => Some(value),
-        _ => None,
-    });
+        .or_else(|| classes.devices.iter().find(|d| d.body.vmsd_name == wire))
+}
+
+/// The section against the destination's class description: versions, the fields the
+/// destination reads at the incoming version, and subsections. `local`: the section as the
+/// destination's own dump sent it, which tells a scalar from an empty array.
+fn check_against_class(c: &mut Checker, device: &Device, class: &Device, local: Option<&Struct>) {
+    let subject = device_name(device);
     let version = u64::from(device.version_id);
     if device.version_id > class.version_id {
-        too_new(
-            c,
-            device,
-            class.version_id,
-            Some(format!("class {}", class.idstr)),
-        );
-    } else if let Some(min) = minimum.filter(|&m| version < m) {
-        // vmstate.c, vmstate_load_state.
-        c.refuse(
-            &subject,
-            format!("{vmsd}: incoming version_id {version} is too old for local minimum version_id {min}"),
-            Some(format!("class {}", class.idstr)),
-        );
+        return too_new(c, device, class.version_id, Some(format!("class {}", class.idstr)));
     }
-    check_subsections(c, &subject, &device.body, &class.body);
-    true
+    if let Some(min) = minimum_version(&class.body).filter(|&m| version < m) {
+        return too_old(c, &subject, &class.body.vmsd_name, version, min);
+    }
+    match replay_struct(&device.body, &class.body, local, version, "") {
+        Ok(()) => {}
+        Err(Stop::Refused { message, detail }) => c.refuse(
+            &subject,
+            message.unwrap_or_else(|| format!("Missing section footer for {}", device.idstr)),
+            Some(detail),
+        ),
+        Err(Stop::Undecided(why)) => c.undecided(&subject, why, None),
+    }
 }
 
-/// Every subsection in the stream must be known to the destination's vmsd (vmstate.c,
-/// vmstate_subsection_load); the class description lists all of them.
-fn check_subsections(c: &mut Checker, subject: &str, src: &Struct, class: &Struct) {
-    for sub in &src.subsections {
-        let name = &sub.body.vmsd_name;
-        match class.subsections.iter().find(|s| &s.body.vmsd_name == name) {
-            Some(known) => check_subsections(c, subject, &sub.body, &known.body),
-            None => c.refuse(
-                subject,
-                format!(
-                    "VM subsection '{name}' in '{}' does not exist",
-                    src.vmsd_name
-                ),
-                None,
-            ),
+/// Where a replay against a class stops.
+enum Stop {
+    /// QEMU's message, when it is not the missing footer of a desynchronized load.
+    Refused {
+        message: Option<String>,
+        detail: String,
+    },
+    Undecided(String),
+}
+
+/// The fields the class reads at `version`, matched in order against what the source sent:
+/// by name, or at the same place under a name the class does not have (names do not
+/// travel). A conditional field the source did not send is taken as skipped (its test was
+/// false at the source); a desynchronization after one is then undecided.
+fn replay_struct(
+    src: &Struct,
+    class: &Struct,
+    local: Option<&Struct>,
+    version: u64,
+    prefix: &str,
+) -> Result<(), Stop> {
+    let mut sent = src.fields.iter().peekable();
+    let mut skipped: Option<String> = None;
+    let refused = |detail: String| Stop::Refused {
+        message: None,
+        detail,
+    };
+    for field in &class.fields {
+        let Some(desc) = FieldDesc::of(field) else {
+            continue;
+        };
+        if desc.since > version {
+            continue;
+        }
+        let path = format!("{prefix}{}", field.name);
+        match sent.peek() {
+            Some(node) if node.name == field.name || !class_has(class, &node.name) => {
+                if let (Value::Struct(inner), Value::Struct(nested)) = (&node.value, &field.value) {
+                    let local_inner = local.and_then(|l| child_struct(l, &node.name));
+                    let nested_version = nested.version.unwrap_or(0);
+                    replay_struct(inner, nested, local_inner, nested_version, &format!("{path}."))?;
+                }
+                sent.next();
+            }
+            _ if desc.conditional => skipped = Some(path),
+            _ => {
+                // A VARRAY with no elements is neither sent nor described: only the
+                // destination's own dump, sending it as a plain field, rules that out.
+                let scalar = local
+                    .and_then(|l| l.fields.iter().find(|n| n.name == field.name))
+                    .is_some_and(|n| !matches!(n.value, Value::Array(_) | Value::Scalars(_)));
+                let what = match sent.peek() {
+                    Some(node) => format!(
+                        "the destination reads {path} where the source sent {prefix}{} ({} bytes)",
+                        node.name, node.len
+                    ),
+                    None => format!(
+                        "the destination reads {path} ({} bytes) that the source never sent",
+                        field.len
+                    ),
+                };
+                // Reading past what was sent cannot be undone by a conditional field the
+                // destination reads too: that only reads more.
+                let past_the_end = sent.peek().is_none();
+                return Err(if scalar && (skipped.is_none() || past_the_end) {
+                    refused(what)
+                } else {
+                    Stop::Undecided(format!(
+                        "{what}, unless it is an array with no elements here (then it is not \
+                         sent){}",
+                        skipped_note(&skipped)
+                    ))
+                });
+            }
         }
     }
+    if let Some(extra) = sent.next() {
+        let what = format!(
+            "the source sent {prefix}{} ({} bytes) that the destination does not read",
+            extra.name, extra.len
+        );
+        return Err(match skipped {
+            None => refused(what),
+            Some(_) => Stop::Undecided(format!("{what}{}", skipped_note(&skipped))),
+        });
+    }
+    for sub in &src.subsections {
+        let name = &sub.body.vmsd_name;
+        let subsection_stop = |message: String| Stop::Refused {
+            message: Some(message),
+            detail: format!("{prefix}{name}"),
+        };
+        let Some(known) = class.subsections.iter().find(|s| &s.body.vmsd_name == name) else {
+            return Err(subsection_stop(format!(
+                "VM subsection '{name}' in '{}' does not exist",
+                src.vmsd_name
+            )));
+        };
+        let incoming = sub.body.version.unwrap_or(0);
+        let local_version = known.body.version.unwrap_or(0);
+        if incoming > local_version {
+            return Err(subsection_stop(format!(
+                "{name}: incoming version_id {incoming} is too new for local version_id {local_version}"
+            )));
+        }
+        if let Some(min) = minimum_version(&known.body).filter(|&m| incoming < m) {
+            return Err(subsection_stop(format!(
+                "{name}: incoming version_id {incoming} is too old for local minimum version_id  {min}"
+            )));
+        }
+        let local_sub = local.and_then(|l| {
+            l.subsections
+                .iter()
+                .find(|s| &s.body.vmsd_name == name)
+                .map(|s| &s.body)
+        });
+        replay_struct(&sub.body, &known.body, local_sub, incoming, &format!("{prefix}{name}/"))?;
+    }
+    Ok(())
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+/// `; or the field_exists test of X holds here`, after a skipped conditional field.
+fn skipped_note(skipped: &Option<String>) -> String {
+    skipped
+        .as_ref()
+        .map(|f| format!("; or the field_exists test of {f}, false at the source, holds here"))
+        .unwrap_or_default()
+}
 
-    #[test]
-    fn resizable_blocks_are_fw_cfg_roms() {
-        assert!(resizable("/rom@etc/acpi/tables"));
-        assert!(!resizable("pc.rom"));
-        assert!(!resizable("0000:00:03.0/e1000.rom"));
-    }
+/// The struct held by field `name` of `s`.
+fn child_struct<'s>(s: &'s Struct, name: &str) -> Option<&'s Struct> {
+    s.fields.iter().find_map(|n| match &n.value {
+        Value::Struct(inner) if n.name == name => Some(&**inner),
+        _ => None,
+    })
+}
+
+fn class_has(class: &Struct, name: &str) -> bool {
+    class.fields.iter().any(|f: &Node| f.name == name)
 }

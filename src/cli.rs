@@ -7,25 +7,29 @@ use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
 
-use migdiff::check::{Destination, Severity};
-use migdiff::diff::{device_name, diff_dumps, Change, ChangeClass, ChangeKind};
+use std::collections::HashSet;
+
+use migdiff::check::{Answer, Destination, Severity};
+use migdiff::compare::{compare, schema_trees, Comparison, Config, FailOn};
 use migdiff::export::{is_json, json_kind, Export, JsonKind};
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
-use migdiff::gate::{AllowList, GateResult};
+use migdiff::gate::AllowList;
 use migdiff::input::{Container, Input};
 use migdiff::render::attachment::{write_html, write_markdown, Report};
-use migdiff::render::document::{document, write_document};
+use migdiff::render::document::{document, write_document, View};
 use migdiff::render::junit::write_junit;
-use migdiff::render::report::{self, AllowedChange, Counts, DiffDocument, InputInfo};
-use migdiff::render::unified::{hunks, write_unified, Hunk, Labels};
+use migdiff::render::report::{self, DiffDocument, InputInfo};
+use migdiff::render::unified::{section_hunks, write_unified, Hunk, Labels};
 use migdiff::render::Style;
-use migdiff::{stream, Device, Dump, Schema};
+use migdiff::{stream, Dump, Schema};
 
 /// What the process reports, as diff(1) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
     Same = 0,
     Different = 1,
+    /// `check` only: nothing refuses the stream, but not everything could be checked.
+    Undecided = 3,
 }
 
 const EXAMPLES: &str = "\
@@ -61,7 +65,8 @@ Examples:
     migdiff export guest.mig -o guest-state.json
     migdiff report old.mig new.mig --html -o report.html
 
-Exit status: 0 no differences, 1 differences, 2 trouble (unreadable or corrupt input).";
+Exit status: 0 no differences, 1 differences, 2 trouble (unreadable or corrupt input);
+`check`: 0 loads, 1 refused, 3 not decided, 2 trouble.";
 
 /// Decode two QEMU migration streams (savevm dumps) and show, field by field, how the device
 /// state in one differs from the other.
@@ -104,11 +109,15 @@ enum Command {
     /// Holds migdiff's version, both inputs (name, size, sha256, machine type, vmdesc size),
     /// the differences by device, the notes and the full diff. No guest memory.
     Report(ReportArgs),
-    /// Would the destination load this stream? Lists every reason it would refuse.
+    /// Would the destination load this stream? Replays QEMU's loader over it.
     ///
-    /// Walks SRC as the destination's loader would, against DST: a dump made by the
-    /// destination QEMU with the same machine type, or its `-M TYPE -dump-vmstate` JSON.
-    /// Reasons carry QEMU's own wording. Exit 0: it would load; 1: it would be refused.
+    /// Walks SRC section by section as the destination's loader would, against DST: a dump
+    /// made by the destination QEMU with the same configuration (exact sections, instances,
+    /// RAM blocks and field layouts), its `-M TYPE -dump-vmstate` JSON (every class with
+    /// field versions, subsections and minimum versions, but no RAM and no instances), or
+    /// both. Refusals carry QEMU's own wording and the field that causes them.
+    /// Exit 0: it would load; 1: it would be refused; 3: not decided (nothing refuses it,
+    /// but something the descriptions cannot show could; the reasons say what); 2: trouble.
     Check(CheckArgs),
 }
 
@@ -116,9 +125,10 @@ enum Command {
 struct CheckArgs {
     /// The stream to be migrated (a dump or an export).
     src: PathBuf,
-    /// The destination: a dump it made, or its -dump-vmstate JSON.
-    #[arg(long, value_name = "DST")]
-    against: PathBuf,
+    /// The destination: a dump it made (same machine type and devices), and/or its
+    /// `-M TYPE -dump-vmstate` JSON; give both for the most decided answer.
+    #[arg(long, value_name = "DST", required = true)]
+    against: Vec<PathBuf>,
     /// Output format.
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     format: ShowFormat,
@@ -206,6 +216,11 @@ struct CompareArgs {
     /// lengths and subsections, not values. Also reads two `-dump-vmstate` files.
     #[arg(long)]
     schema_only: bool,
+    /// Which differences fail (exit 1): `any`, or only those that `breaking` forward
+    /// migration (OLD's stream into NEW's QEMU); the rest are listed as not breaking.
+    /// Default: `breaking` with --schema-only, else `any`.
+    #[arg(long, value_enum, value_name = "WHICH")]
+    fail_on: Option<FailOnArg>,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -235,6 +250,12 @@ enum DiffFormat {
     Json,
     /// JUnit XML for CI systems: one test case per device.
     Junit,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum FailOnArg {
+    Any,
+    Breaking,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -477,7 +498,7 @@ fn show(args: &ShowArgs) -> Result<Outcome> {
         ShowFormat::Text => {
             // Stream the lines; keep the first write error (a closed pipe) to report it.
             let mut failed: Option<io::Error> = None;
-            write_document(&loaded.dump, &Filter::none(), &mut |line| {
+            write_document(&loaded.dump, View::all(), &mut |line| {
                 if failed.is_none() {
                     let written = out
                         .write_all(line.as_bytes())
@@ -523,55 +544,8 @@ fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
     Ok(Filter::new(&patterns)?)
 }
 
-/// Two inputs decoded and compared, the differences sorted by ignores and allow rules.
-struct Comparison {
-    old: Loaded,
-    new: Loaded,
-    filter: Filter,
-    allow: Option<AllowList>,
-    gate: GateResult,
-    counts: Counts,
-}
-
-impl Comparison {
-    fn labels(&self) -> Labels<'_> {
-        Labels {
-            old: &self.old.info.path,
-            new: &self.new.info.path,
-        }
-    }
-
-    fn notes(&self) -> Vec<(&'static str, String)> {
-        let gated = self.allow.as_ref().map(|list| (&self.gate, list));
-        report::notes(&self.gate.failing, gated)
-    }
-
-    /// Hunks of the two normalized documents; none when nothing fails the comparison.
-    fn hunks(&self, context: usize) -> Vec<Hunk> {
-        if self.gate.failing.is_empty() {
-            return Vec::new();
-        }
-        // Only the trees cross threads (the inputs hold non-shareable state).
-        let (old_dump, new_dump, filter) = (&self.old.dump, &self.new.dump, &self.filter);
-        let (old, new) = rayon::join(|| document(old_dump, filter), || document(new_dump, filter));
-        hunks(&old, &new, context)
-    }
-
-    fn outcome(&self, strict: bool) -> Outcome {
-        let stale_fails = strict && !self.gate.stale.is_empty();
-        if self.gate.failing.is_empty() && !stale_fails {
-            Outcome::Same
-        } else {
-            Outcome::Different
-        }
-    }
-}
-
-fn compare(args: &CompareArgs, hash: bool) -> Result<Comparison> {
-    let (Some(old_path), Some(new_path)) = (&args.old, &args.new) else {
-        anyhow::bail!("need two dumps: migdiff OLD NEW (see --help)");
-    };
-    let filter = ignore_filter(args)?;
+/// The comparison's configuration from the arguments.
+fn compare_config(args: &CompareArgs) -> Result<Config> {
     let allow = match &args.allow {
         Some(path) => {
             let text = std::fs::read_to_string(path)
@@ -580,6 +554,80 @@ fn compare(args: &CompareArgs, hash: bool) -> Result<Comparison> {
         }
         None => None,
     };
+    let fail_on = match args.fail_on {
+        Some(FailOnArg::Any) => FailOn::Any,
+        Some(FailOnArg::Breaking) => FailOn::Breaking,
+        None if args.schema_only => FailOn::Breaking,
+        None => FailOn::Any,
+    };
+    Ok(Config {
+        filter: ignore_filter(args)?,
+        allow,
+        fail_on,
+        schema_only: args.schema_only,
+    })
+}
+
+/// Two inputs decoded and compared.
+struct Compared {
+    old: Loaded,
+    new: Loaded,
+    config: Config,
+    cmp: Comparison,
+}
+
+impl Compared {
+    fn labels(&self) -> Labels<'_> {
+        Labels {
+            old: &self.old.info.path,
+            new: &self.new.info.path,
+        }
+    }
+
+    fn notes(&self) -> Vec<(&'static str, String)> {
+        report::notes(&self.cmp, self.config.allow.as_ref())
+    }
+
+    /// Hunks of the sections with counted differences, from the two normalized documents
+    /// less what the comparison ignored, allowed or tolerated.
+    fn hunks(&self, context: usize) -> Vec<Hunk> {
+        if self.cmp.counts.total() == 0 {
+            return Vec::new();
+        }
+        let (old_quiet, new_quiet) = self.cmp.quiet_subjects();
+        let filter = &self.config.filter;
+        let old_view = View {
+            filter,
+            quiet: &old_quiet,
+        };
+        let new_view = View {
+            filter,
+            quiet: &new_quiet,
+        };
+        // Only the trees cross threads (the inputs hold non-shareable state).
+        let (old_dump, new_dump) = (&self.old.dump, &self.new.dump);
+        let (old, new) = rayon::join(
+            || document(old_dump, old_view),
+            || document(new_dump, new_view),
+        );
+        let sections: HashSet<&str> = self.cmp.counted().map(|c| c.device.as_str()).collect();
+        section_hunks(&old, &new, &self.cmp.devices, &sections, context)
+    }
+
+    fn outcome(&self, strict: bool) -> Outcome {
+        if self.cmp.passes(strict) {
+            Outcome::Same
+        } else {
+            Outcome::Different
+        }
+    }
+}
+
+fn compared(args: &CompareArgs, hash: bool) -> Result<Compared> {
+    let (Some(old_path), Some(new_path)) = (&args.old, &args.new) else {
+        anyhow::bail!("need two dumps: migdiff OLD NEW (see --help)");
+    };
+    let config = compare_config(args)?;
     let desc = load_desc(&args.common)?;
     let opts = LoadOptions {
         schema: args.schema_only,
@@ -591,100 +639,47 @@ fn compare(args: &CompareArgs, hash: bool) -> Result<Comparison> {
         || load(new_path, desc.as_ref(), opts, &bars),
     );
     let (mut old, mut new) = (old?, new?);
-    if args.schema_only {
-        old.dump = old.dump.without_values();
-        new.dump = new.dump.without_values();
+    let cmp = compare(&old.dump, &new.dump, &config);
+    if config.schema_only {
+        // The hunks show what was compared.
+        (old.dump, new.dump) = schema_trees(&old.dump, &new.dump);
     }
-    let mut changes = diff_dumps(&old.dump, &new.dump);
-    if args.schema_only {
-        // Without values, what remains is all description: array lengths and subsection
-        // sets included.
-        for change in changes.iter_mut().filter(|c| c.class == ChangeClass::Value) {
-            change.class = ChangeClass::Schema;
-        }
-        changes.retain(|c| c.kind != ChangeKind::RamPages);
-    }
-    let (kept, ignored): (Vec<Change>, Vec<Change>) =
-        changes.into_iter().partition(|c| !filter.ignores(c));
-    let gate = match &allow {
-        Some(list) => list.apply(kept),
-        None => GateResult {
-            failing: kept,
-            ..GateResult::default()
-        },
-    };
-    let counts = Counts::of(
-        &gate.failing,
-        ignored.len(),
-        gate.allowed.len(),
-        gate.stale.len(),
-    );
-    Ok(Comparison {
+    Ok(Compared {
         old,
         new,
-        filter,
-        allow,
-        gate,
-        counts,
+        config,
+        cmp,
     })
 }
 
 fn diff(args: &DiffArgs) -> Result<Outcome> {
-    let cmp = compare(&args.compare, false)?;
+    let cmp = compared(&args.compare, false)?;
     let style = args.color.style();
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         DiffFormat::Unified => {
             let notes = cmp.notes();
-            if !cmp.gate.failing.is_empty() || !notes.is_empty() {
-                report::write_preamble(&mut out, &notes, &cmp.counts, style)?;
+            let counts = &cmp.cmp.counts;
+            if counts.total() > 0 || counts.tolerated > 0 || !notes.is_empty() {
+                report::write_preamble(&mut out, &notes, &cmp.cmp.counts, style)?;
             }
             write_unified(&mut out, &cmp.labels(), &cmp.hunks(args.context), style)?;
         }
-        DiffFormat::Summary => {
-            report::write_summary(&mut out, &cmp.gate.failing, &cmp.counts, style)?
-        }
+        DiffFormat::Summary => report::write_summary(&mut out, &cmp.cmp, style)?,
         DiffFormat::Json => {
-            let doc = DiffDocument {
-                migdiff: env!("CARGO_PKG_VERSION"),
-                old: &cmp.old.info,
-                new: &cmp.new.info,
-                identical: cmp.gate.failing.is_empty(),
-                counts: cmp.counts,
-                changes: &cmp.gate.failing,
-                allowed: cmp
-                    .gate
-                    .allowed
-                    .iter()
-                    .filter_map(|(change, i)| {
-                        let rule = cmp.allow.as_ref()?.rules.get(*i)?;
-                        Some(AllowedChange { change, rule })
-                    })
-                    .collect(),
-                stale_rules: cmp
-                    .allow
-                    .as_ref()
-                    .map(|list| {
-                        cmp.gate
-                            .stale
-                            .iter()
-                            .filter_map(|&i| list.rules.get(i))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            };
+            let doc = DiffDocument::new(
+                &cmp.cmp,
+                cmp.config.allow.as_ref(),
+                &cmp.old.info,
+                &cmp.new.info,
+            );
             serde_json::to_writer_pretty(&mut out, &doc)?;
             writeln!(out)?;
         }
         DiffFormat::Junit => {
             let labels = cmp.labels();
             let suite = format!("{} -> {}", labels.old, labels.new);
-            write_junit(
-                &mut out,
-                &suite,
-                &device_names(&cmp.old.dump, &cmp.new.dump),
-                &cmp.gate,
-            )?;
+            write_junit(&mut out, &suite, &cmp.cmp)?;
         }
     }
     out.flush()?;
@@ -692,15 +687,14 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
 }
 
 fn report(args: &ReportArgs) -> Result<Outcome> {
-    let cmp = compare(&args.compare, true)?;
+    let cmp = compared(&args.compare, true)?;
     let notes = cmp.notes();
     let hunks = cmp.hunks(args.context);
     let report = Report {
         labels: cmp.labels(),
         old: &cmp.old.info,
         new: &cmp.new.info,
-        counts: &cmp.counts,
-        changes: &cmp.gate.failing,
+        comparison: &cmp.cmp,
         notes: &notes,
         hunks: &hunks,
     };
@@ -721,16 +715,30 @@ fn check(args: &CheckArgs) -> Result<Outcome> {
         hash: false,
     };
     let bars = MultiProgress::new();
-    let (src, dst) = rayon::join(
+    let (src, against) = rayon::join(
         || load(&args.src, desc.as_ref(), LoadOptions::default(), &bars),
-        || load(&args.against, None, schema, &bars),
+        || {
+            args.against
+                .iter()
+                .map(|path| load(path, None, schema, &bars))
+                .collect::<Result<Vec<_>>>()
+        },
     );
-    let (src, dst) = (src?, dst?);
-    let destination = if dst.info.container == VMSTATE_CONTAINER {
-        Destination::Classes(&dst.dump)
-    } else {
-        Destination::Dump(&dst.dump)
-    };
+    let (src, against) = (src?, against?);
+    let mut destination = Destination::default();
+    for dst in &against {
+        let slot = if dst.info.container == VMSTATE_CONTAINER {
+            &mut destination.classes
+        } else {
+            &mut destination.dump
+        };
+        if slot.replace(&dst.dump).is_some() {
+            anyhow::bail!(
+                "--against {}: give at most one destination dump and one -dump-vmstate file",
+                dst.info.path
+            );
+        }
+    }
     let verdict = migdiff::check::check(&src.dump, destination);
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
@@ -739,24 +747,34 @@ fn check(args: &CheckArgs) -> Result<Outcome> {
             writeln!(out)?;
         }
         ShowFormat::Text => {
-            let refusals = verdict
-                .reasons
+            let count = |severity: Severity| {
+                verdict
+                    .reasons
+                    .iter()
+                    .filter(|r| r.severity == severity)
+                    .count()
+            };
+            let (refusals, open) = (count(Severity::Refused), count(Severity::Undecided));
+            let src_name = &src.info.path;
+            let dst_name = against
                 .iter()
-                .filter(|r| r.severity == Severity::Refused)
-                .count();
-            let warnings = verdict.reasons.len() - refusals;
-            let (src_name, dst_name) = (&src.info.path, &dst.info.path);
-            if verdict.loads {
-                writeln!(out, "migdiff check: {src_name} would load on the destination described by {dst_name} ({warnings} warnings)")?;
-            } else {
-                writeln!(out, "migdiff check: {src_name} would be REFUSED by the destination described by {dst_name}: {refusals} reasons, the first stops the load ({warnings} warnings)")?;
+                .map(|d| d.info.path.as_str())
+                .collect::<Vec<_>>()
+                .join(" and ");
+            let plural = |n: usize, one: &str, many: &str| {
+                format!("{n} {}", if n == 1 { one } else { many })
+            };
+            match verdict.answer {
+                Answer::Loads => writeln!(out, "migdiff check: {src_name} would load on the destination described by {dst_name}")?,
+                Answer::Refused => writeln!(out, "migdiff check: {src_name} would be REFUSED by the destination described by {dst_name}: {}, the first stops the load ({} undecided)", plural(refusals, "reason", "reasons"), open)?,
+                Answer::Undecided => writeln!(out, "migdiff check: NOT DECIDED whether the destination described by {dst_name} would load {src_name}: nothing refuses it, {} cannot be checked", plural(open, "thing", "things"))?,
             }
             for reason in &verdict.reasons {
                 let tag = match reason.severity {
                     Severity::Refused => "refused",
-                    Severity::Warning => "warning",
+                    Severity::Undecided => "undecided",
                 };
-                write!(out, "{tag:<8} {}: {}", reason.subject, reason.message)?;
+                write!(out, "{tag:<9} {}: {}", reason.subject, reason.message)?;
                 match &reason.detail {
                     Some(detail) => writeln!(out, " [{detail}]")?,
                     None => writeln!(out)?,
@@ -765,22 +783,11 @@ fn check(args: &CheckArgs) -> Result<Outcome> {
         }
     }
     out.flush()?;
-    Ok(if verdict.loads {
-        Outcome::Same
-    } else {
-        Outcome::Different
+    Ok(match verdict.answer {
+        Answer::Loads => Outcome::Same,
+        Answer::Refused => Outcome::Different,
+        Answer::Undecided => Outcome::Undecided,
     })
-}
-
-/// `stream`, `ram`, then every device of either dump in normalized order.
-fn device_names(old: &Dump, new: &Dump) -> Vec<String> {
-    let mut names: Vec<String> = ["stream".to_string(), "ram".to_string()].into();
-    let mut devices: Vec<&Device> = old.sorted_devices();
-    devices.extend(new.sorted_devices());
-    devices.sort_by(|a, b| (&a.idstr, a.instance_id).cmp(&(&b.idstr, b.instance_id)));
-    devices.dedup_by(|a, b| a.idstr == b.idstr && a.instance_id == b.instance_id);
-    names.extend(devices.into_iter().map(device_name));
-    names
 }
 
 #[cfg(test)]

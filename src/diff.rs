@@ -1,26 +1,39 @@
 //! Structural diff of two dumps: devices matched by `(idstr, instance_id)`, fields by name
 //! (renames found by aligning the two field-name sequences), arrays element by element,
-//! subsections by name. Schema changes (fields added, removed, renamed, retyped; versions)
-//! are told apart from value changes.
+//! subsections by name. Every [`Change`] carries typed values ([`Leaf`]) and what it does on
+//! the wire ([`Wire`]): whether the bytes of one side would load on the other, forward
+//! (old → new) and backward.
+//!
+//! The wire rule follows QEMU's loader (`migration/vmstate.c`): a destination reads the
+//! fields its own description lists, and names never travel. So within one struct, fields
+//! that change name, type or split while their bytes stay where they were (the byte offsets
+//! of both sides meet again after them) are identical on the wire; a layout that never
+//! re-aligns desynchronizes the load when both sides read it at the same version: always
+//! inside a nested struct (loaded with the destination's own version), and in a section or
+//! subsection whose version did not change. Where the version did change, the description
+//! does not say which fields it gates, and the change is undecided.
 
 use std::collections::{HashMap, HashSet};
+use std::fmt;
 
-use serde::Serialize;
+use serde::ser::SerializeMap;
+use serde::{Serialize, Serializer};
 use similar::{capture_diff_slices, Algorithm, DiffOp};
 
 use crate::explain;
-use crate::render::format_value;
+use crate::render::{hex_bytes, push_int, INLINE_BYTES};
 use crate::tree::{Device, Dump, Node, RamBlock, Struct, Value};
 
 /// What kind of difference a [`Change`] is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChangeKind {
-    /// Machine type, capabilities or commands of the stream itself.
+    /// Machine type, capabilities, UUID, page size or commands of the stream itself.
     Stream,
     DeviceAdded,
     DeviceRemoved,
-    /// The section's version_id.
+    /// The version_id of a section, or of a subsection (then `path` names it).
     VersionChanged,
     FieldAdded,
     FieldRemoved,
@@ -37,12 +50,15 @@ pub enum ChangeKind {
     RamBlockAdded,
     RamBlockRemoved,
     RamBlockResized,
+    /// A RAM block at another guest-physical address (sent with x-ignore-shared).
+    RamBlockMoved,
     RamPages,
 }
 
 /// Whether a change is in the description (schema) or in the state (values).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum ChangeClass {
     Stream,
     Device,
@@ -61,37 +77,303 @@ impl ChangeKind {
                 ChangeClass::Schema
             }
             SubsectionAdded | SubsectionRemoved | LengthChanged | Value => ChangeClass::Value,
-            RamBlockAdded | RamBlockRemoved | RamBlockResized | RamPages => ChangeClass::Ram,
+            RamBlockAdded | RamBlockRemoved | RamBlockResized | RamBlockMoved | RamPages => {
+                ChangeClass::Ram
+            }
         }
     }
 }
 
-/// One difference. `device` is the display name (`cpu (0)`), `path` the field path inside
-/// it (`env.hflags`, `cpu/avx512/env.opmask_regs[3]`), empty for the device itself.
+/// One side's value of a change, typed: what allow pins match and renderers format.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Leaf {
+    /// An integer of `size` bytes; `value` sign-extended when `signed`.
+    Int { value: u64, size: u8, signed: bool },
+    Bool(bool),
+    Bytes(Vec<u8>),
+    /// A quoted string of the stream (a configuration capability).
+    Text(String),
+    /// A plain word: a machine type, a list of commands or capabilities, `struct`.
+    Label(String),
+    /// A NULL pointer of an array of pointers.
+    Null,
+    /// An array's element count.
+    Elements(u64),
+    /// A section's or subsection's version_id.
+    Version(u32),
+    /// A device section: its version and its length in the stream.
+    Section { version: u32, len: u64 },
+    /// A subsection that was sent.
+    Present,
+    /// A RAM block's used length.
+    Size(u64),
+    /// A guest-physical address.
+    Address(u64),
+    /// A field without a value (`--schema-only`, `-dump-vmstate`): its type and size.
+    Shape { type_name: String, len: u64 },
+}
+
+impl Leaf {
+    /// The value of a field as a leaf.
+    pub fn of(node: &Node) -> Leaf {
+        match &node.value {
+            Value::Bool(b) => Leaf::Bool(*b),
+            &Value::Uint { value, size } => Leaf::Int {
+                value,
+                size,
+                signed: false,
+            },
+            &Value::Int { value, size } => Leaf::Int {
+                value: value as u64,
+                size,
+                signed: true,
+            },
+            Value::Bytes(b) if b.is_empty() && node.len > 0 => Leaf::Shape {
+                type_name: node.type_name.to_string(),
+                len: node.len,
+            },
+            Value::Bytes(b) => Leaf::Bytes(b.clone()),
+            Value::Text(t) => Leaf::Text(t.clone()),
+            Value::Null => Leaf::Null,
+            Value::Struct(_) => Leaf::Label("struct".into()),
+            Value::Array(_) | Value::Scalars(_) => {
+                Leaf::Elements(node.value.element_count().unwrap_or(0) as u64)
+            }
+        }
+    }
+
+    /// The integer, for [`explain`] and numeric allow pins.
+    pub fn as_u64(&self) -> Option<u64> {
+        match *self {
+            Leaf::Int { value, .. } | Leaf::Elements(value) | Leaf::Size(value) => Some(value),
+            Leaf::Address(value) => Some(value),
+            Leaf::Version(v) => Some(u64::from(v)),
+            Leaf::Bool(b) => Some(u64::from(b)),
+            _ => None,
+        }
+    }
+
+    fn kind_name(&self) -> &'static str {
+        match self {
+            Leaf::Int { .. } => "int",
+            Leaf::Bool(_) => "bool",
+            Leaf::Bytes(_) => "bytes",
+            Leaf::Text(_) => "text",
+            Leaf::Label(_) => "label",
+            Leaf::Null => "null",
+            Leaf::Elements(_) => "elements",
+            Leaf::Version(_) => "version",
+            Leaf::Section { .. } => "section",
+            Leaf::Present => "present",
+            Leaf::Size(_) => "size",
+            Leaf::Address(_) => "address",
+            Leaf::Shape { .. } => "shape",
+        }
+    }
+}
+
+/// As printed everywhere: integers in hex padded to their size, short buffers as hex bytes.
+impl fmt::Display for Leaf {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            &Leaf::Int {
+                value,
+                size,
+                signed,
+            } => {
+                let mut s = String::new();
+                push_int(&mut s, value, size, signed);
+                f.write_str(&s)
+            }
+            Leaf::Bool(b) => write!(f, "{b}"),
+            Leaf::Bytes(b) if b.len() <= INLINE_BYTES => f.write_str(&hex_bytes(b)),
+            Leaf::Bytes(b) => write!(f, "{} bytes", b.len()),
+            Leaf::Text(t) => write!(f, "{t:?}"),
+            Leaf::Label(t) => f.write_str(t),
+            Leaf::Null => f.write_str("nullptr"),
+            Leaf::Elements(n) => write!(f, "{n} elements"),
+            Leaf::Version(v) => write!(f, "{v}"),
+            Leaf::Section { version, len: 0 } => write!(f, "version {version}"),
+            Leaf::Section { version, len } => write!(f, "version {version}, {len} bytes"),
+            Leaf::Present => f.write_str("present"),
+            Leaf::Size(n) => write!(f, "{n:#x} bytes"),
+            Leaf::Address(a) => write!(f, "{a:#x}"),
+            Leaf::Shape { type_name, len } => write!(f, "({type_name}, {len} bytes)"),
+        }
+    }
+}
+
+/// `{"type": "int", "text": "0x0040", "value": 64, "size": 2, "signed": false}`: the typed
+/// value, and its text as the other outputs print it.
+impl Serialize for Leaf {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(None)?;
+        map.serialize_entry("type", self.kind_name())?;
+        map.serialize_entry("text", &self.to_string())?;
+        match self {
+            Leaf::Int {
+                value,
+                size,
+                signed,
+            } => {
+                if *signed {
+                    map.serialize_entry("value", &(*value as i64))?;
+                } else {
+                    map.serialize_entry("value", value)?;
+                }
+                map.serialize_entry("size", size)?;
+            }
+            Leaf::Bytes(b) => {
+                map.serialize_entry("len", &b.len())?;
+                if b.len() <= 64 {
+                    map.serialize_entry("hex", &crate::hex::encode(b))?;
+                }
+            }
+            Leaf::Section { version, len } => {
+                map.serialize_entry("version", version)?;
+                map.serialize_entry("len", len)?;
+            }
+            Leaf::Shape { type_name, len } => {
+                map.serialize_entry("field_type", type_name)?;
+                map.serialize_entry("len", len)?;
+            }
+            Leaf::Bool(b) => map.serialize_entry("value", b)?,
+            Leaf::Text(t) | Leaf::Label(t) => map.serialize_entry("value", t)?,
+            Leaf::Elements(n) | Leaf::Size(n) | Leaf::Address(n) => {
+                map.serialize_entry("value", n)?
+            }
+            Leaf::Version(v) => map.serialize_entry("value", v)?,
+            Leaf::Null | Leaf::Present => {}
+        }
+        map.end()
+    }
+}
+
+/// A field's type and its size in the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Shape {
+    #[serde(rename = "type")]
+    pub type_name: String,
+    pub len: u64,
+}
+
+impl Shape {
+    fn of(node: &Node) -> Shape {
+        Shape {
+            type_name: node.type_name.to_string(),
+            len: node.len,
+        }
+    }
+}
+
+/// How many pages of a RAM block differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct PageCount {
+    pub changed: u64,
+    pub total: u64,
+    pub page_size: u64,
+}
+
+/// What a destination does with the other side's bytes in one direction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Load {
+    /// The same bytes at the same places: names or types differ, the wire does not.
+    Identical,
+    /// Loads: state differs, the layout does not (or the destination skips what it lacks).
+    Loads,
+    /// Cannot be told from the descriptions at hand (`why` says what would decide it).
+    Undecided,
+    /// The destination refuses the stream.
+    Breaks,
+}
+
+/// The wire impact of a change: forward is old's stream into new's QEMU, backward the
+/// reverse.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Wire {
+    pub forward: Load,
+    pub backward: Load,
+    /// Why, in QEMU's words where QEMU has them; empty for plain state changes.
+    #[serde(skip_serializing_if = "String::is_empty")]
+    pub why: String,
+}
+
+impl Wire {
+    pub fn identical(why: impl Into<String>) -> Wire {
+        Wire::new(Load::Identical, Load::Identical, why)
+    }
+
+    pub fn loads() -> Wire {
+        Wire::new(Load::Loads, Load::Loads, "")
+    }
+
+    pub fn new(forward: Load, backward: Load, why: impl Into<String>) -> Wire {
+        Wire {
+            forward,
+            backward,
+            why: why.into(),
+        }
+    }
+
+    /// The worse of the two directions.
+    pub fn worst(&self) -> Load {
+        self.forward.max(self.backward)
+    }
+
+    /// One word for the impact: `identical`, `harmless`, `undecided` or `breaking`.
+    pub fn label(&self) -> &'static str {
+        match self.worst() {
+            Load::Identical => "identical on the wire",
+            Load::Loads => "harmless",
+            Load::Undecided => "undecided",
+            Load::Breaks => "breaking",
+        }
+    }
+}
+
+/// One difference. `device` is the display name (`cpu (0)`, `stream`, `ram`), `path` the
+/// field path inside it (`env.hflags`, `cpu/avx512/env.opmask_regs[3]`), empty for the
+/// device itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Change {
     pub device: String,
     pub path: String,
     pub kind: ChangeKind,
     pub class: ChangeClass,
-    pub old: Option<String>,
-    pub new: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old: Option<Leaf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new: Option<Leaf>,
+    /// Type and size of a field added, removed, renamed or retyped, per side.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub old_type: Option<Shape>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub new_type: Option<Shape>,
     pub old_offset: Option<u64>,
     pub new_offset: Option<u64>,
-    /// For byte buffers: the changed byte ranges `[start, end)`; for RAM: changed page ranges.
+    /// For byte buffers: the changed byte ranges `[start, end)`; for RAM: changed bytes,
+    /// whole pages at a time.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub ranges: Vec<(u64, u64)>,
-    /// Extra words: the old name of a renamed field, the old and new type of a retyped one.
+    /// For RAM: how many pages differ.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub note: Option<String>,
+    pub pages: Option<PageCount>,
+    /// The path the field had in the old dump, for a rename.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renamed_from: Option<String>,
     /// What the change means, for fields migdiff knows (x86 CPU state: flag bits set and
     /// cleared, the register a path holds and whether its xsave component is live).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meaning: Option<String>,
+    pub wire: Wire,
 }
 
 impl Change {
-    /// A change of `kind` at `device`/`path`, its class that of the kind, nothing else set.
+    /// A change of `kind` at `device`/`path`, its class that of the kind, loading both
+    /// ways, nothing else set.
     pub fn new(device: impl Into<String>, path: impl Into<String>, kind: ChangeKind) -> Change {
         Change {
             device: device.into(),
@@ -100,17 +382,26 @@ impl Change {
             class: kind.class(),
             old: None,
             new: None,
+            old_type: None,
+            new_type: None,
             old_offset: None,
             new_offset: None,
             ranges: Vec::new(),
-            note: None,
+            pages: None,
+            renamed_from: None,
             meaning: None,
+            wire: Wire::loads(),
         }
     }
 
     /// `device/path`, the string ignore and allow patterns match.
     pub fn subject(&self) -> String {
         subject(&self.device, &self.path)
+    }
+
+    /// The subject of the old side's lines: a renamed field's old path.
+    pub fn old_subject(&self) -> String {
+        subject(&self.device, self.renamed_from.as_deref().unwrap_or(&self.path))
     }
 }
 
@@ -127,10 +418,12 @@ pub fn device_name(d: &Device) -> String {
     format!("{} ({})", d.idstr, d.instance_id)
 }
 
-/// All differences between two dumps, devices in normalized order (old, then new-only).
+/// All differences between two dumps: the stream, RAM, then devices in normalized order
+/// (old, then new-only).
 pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
     let mut out = Vec::new();
     diff_stream(old, new, &mut out);
+    diff_ram(old, new, &mut out);
     let new_by_key: HashMap<(&str, u32), &Device> = new
         .devices
         .iter()
@@ -141,9 +434,22 @@ pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
         .iter()
         .map(|d| (d.idstr.as_str(), d.instance_id))
         .collect();
+    let classes = old.classes.or(new.classes).map(|_| {
+        let exact = |d: &Dump| d.classes.is_some_and(|c| c.array_lengths);
+        exact(old) && exact(new)
+    });
     for o in old.sorted_devices() {
+        let first = out.len();
         match new_by_key.get(&(o.idstr.as_str(), o.instance_id)) {
-            Some(n) => diff_device(o, n, &mut out),
+            Some(n) => {
+                diff_device(o, n, &mut out);
+                if let (Some(exact), Some(change)) = (classes, out.get_mut(first)) {
+                    class_version_wire(change, o, n);
+                    for change in out.iter_mut().skip(first) {
+                        class_layout_wire(change, exact);
+                    }
+                }
+            }
             None => out.push(device_change(o, ChangeKind::DeviceRemoved)),
         }
     }
@@ -152,44 +458,155 @@ pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
             out.push(device_change(n, ChangeKind::DeviceAdded));
         }
     }
-    diff_ram(old, new, &mut out);
+    if classes.is_some() {
+        // A class only the new QEMU has cannot be in the old one's streams.
+        for change in out.iter_mut().filter(|c| c.class == ChangeClass::Device) {
+            let maybe = (Load::Undecided, Load::Loads);
+            let (forward, backward) = if change.kind == ChangeKind::DeviceAdded {
+                (maybe.1, maybe.0)
+            } else {
+                maybe
+            };
+            change.wire = Wire::new(
+                forward,
+                backward,
+                "-dump-vmstate lists the classes a QEMU has, not the devices a machine uses: \
+                 breaks only where the machine has this device",
+            );
+        }
+    }
     out
 }
 
-fn device_change(d: &Device, kind: ChangeKind) -> Change {
-    let (old_offset, new_offset) = match kind {
-        ChangeKind::DeviceRemoved => (Some(d.offset), None),
-        _ => (None, Some(d.offset)),
+/// Between `-dump-vmstate` classes, minimum versions are known: a section version that went
+/// up loads forward exactly when the new minimum allows the old version.
+fn class_version_wire(change: &mut Change, old: &Device, new: &Device) {
+    if change.kind != ChangeKind::VersionChanged || !change.path.is_empty() {
+        return;
+    }
+    let (ov, nv) = (u64::from(old.version_id), u64::from(new.version_id));
+    let too_old = |vmsd: &str, v: u64, min: u64| {
+        format!("{vmsd}: incoming version_id {v} is too old for local minimum version_id  {min}")
     };
-    Change {
-        old_offset,
-        new_offset,
-        note: Some(match d.len {
-            0 => format!("version {}", d.version_id),
-            len => format!("version {}, {len} bytes", d.version_id),
-        }),
-        ..Change::new(device_name(d), "", kind)
+    let (new_min, old_min) = (
+        crate::vmstate_dump::minimum_version(&new.body),
+        crate::vmstate_dump::minimum_version(&old.body),
+    );
+    if nv > ov {
+        if let Some(min) = new_min {
+            change.wire.forward = if min <= ov { Load::Loads } else { Load::Breaks };
+            if min > ov {
+                change.wire.why = too_old(&new.body.vmsd_name, ov, min);
+            }
+        }
+    } else if let Some(min) = old_min {
+        change.wire.backward = if min <= nv { Load::Loads } else { Load::Breaks };
     }
 }
 
-fn stream_change(path: &str, old: String, new: String) -> Change {
+/// Between `-dump-vmstate` classes, a field behind a `field_exists` test, or sizes that
+/// may be per element (a file older than QEMU 8.1 has no array lengths), cannot show a
+/// layout break for sure.
+fn class_layout_wire(change: &mut Change, exact_sizes: bool) {
+    if !matches!(
+        change.kind,
+        ChangeKind::FieldAdded | ChangeKind::FieldRemoved | ChangeKind::TypeChanged
+    ) {
+        return;
+    }
+    let conditional = [&change.old_type, &change.new_type]
+        .into_iter()
+        .flatten()
+        .any(|s| s.type_name.ends_with("conditional"));
+    let mut downgraded = false;
+    for load in [&mut change.wire.forward, &mut change.wire.backward] {
+        if *load == Load::Breaks && (conditional || !exact_sizes) {
+            *load = Load::Undecided;
+            downgraded = true;
+        }
+    }
+    if downgraded {
+        let why = if conditional {
+            "a field behind a field_exists test: breaks if the test holds on both sides"
+        } else {
+            "sizes per element (a -dump-vmstate older than QEMU 8.1 has no array lengths)"
+        };
+        change.wire.why = format!("{}; {why}", change.wire.why);
+    }
+}
+
+/// QEMU's words for a section the destination does not have (savevm.c,
+/// qemu_loadvm_section_start_full).
+pub fn unknown_section_message(idstr: &str, instance_id: u32) -> String {
+    format!(
+        "Unknown savevm section or instance '{idstr}' {instance_id}. Make sure that your current \
+         VM setup matches your saved VM setup, including any hotplugged devices"
+    )
+}
+
+fn device_change(d: &Device, kind: ChangeKind) -> Change {
+    let leaf = Some(Leaf::Section {
+        version: d.version_id,
+        len: d.len,
+    });
+    let why = unknown_section_message(&d.idstr, d.instance_id);
+    let mut change = Change::new(device_name(d), "", kind);
+    // A section the stream lacks leaves the destination's device at its reset state.
+    if kind == ChangeKind::DeviceRemoved {
+        (change.old, change.old_offset) = (leaf, Some(d.offset));
+        change.wire = Wire::new(Load::Breaks, Load::Loads, why);
+    } else {
+        (change.new, change.new_offset) = (leaf, Some(d.offset));
+        change.wire = Wire::new(Load::Loads, Load::Breaks, why);
+    }
+    change
+}
+
+fn stream_change(path: &str, old: Leaf, new: Leaf, wire: Wire) -> Change {
     Change {
         old: Some(old),
         new: Some(new),
+        wire,
         ..Change::new("stream", path, ChangeKind::Stream)
     }
 }
 
+/// The configuration section and stream framing, as `savevm.c` checks them on load.
 fn diff_stream(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
-    let machine = |d: &Dump| d.machine.clone().unwrap_or_else(|| "(none)".into());
+    let label = |s: Option<&str>| Leaf::Label(s.unwrap_or("(none)").to_string());
     if old.machine != new.machine {
-        out.push(stream_change("machine", machine(old), machine(new)));
+        let why = format!(
+            "Machine type received is '{}' and local is '{}'",
+            old.machine.as_deref().unwrap_or(""),
+            new.machine.as_deref().unwrap_or("")
+        );
+        out.push(stream_change(
+            "machine",
+            label(old.machine.as_deref()),
+            label(new.machine.as_deref()),
+            Wire::new(Load::Breaks, Load::Breaks, why),
+        ));
     }
     if old.capabilities != new.capabilities {
+        let why = "the configuration's capability list must match the destination's \
+                   (configuration_validate_capabilities)";
         out.push(stream_change(
             "capabilities",
-            old.capabilities.join(","),
-            new.capabilities.join(","),
+            Leaf::Label(old.capabilities.join(",")),
+            Leaf::Label(new.capabilities.join(",")),
+            Wire::new(Load::Breaks, Load::Breaks, why),
+        ));
+    }
+    if old.uuid != new.uuid {
+        // Only a destination with validate-uuid compares it, and only the source's
+        // validate-uuid sends it.
+        let why = "with validate-uuid on, QEMU refuses a UUID that is not its own \
+                   (\"UUID received is ... and local is ...\")";
+        out.push(stream_change(
+            "uuid",
+            label(old.uuid.as_deref()),
+            label(new.uuid.as_deref()),
+            Wire::new(Load::Undecided, Load::Undecided, why),
         ));
     }
     let commands = |d: &Dump| {
@@ -201,15 +618,55 @@ fn diff_stream(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
             .join(",")
     };
     if commands(old) != commands(new) {
-        out.push(stream_change("commands", commands(old), commands(new)));
+        out.push(stream_change(
+            "commands",
+            Leaf::Label(commands(old)),
+            Leaf::Label(commands(new)),
+            Wire::loads(),
+        ));
     }
     if old.page_size != new.page_size {
         out.push(stream_change(
             "page_size",
-            old.page_size.to_string(),
-            new.page_size.to_string(),
+            Leaf::Size(old.page_size),
+            Leaf::Size(new.page_size),
+            Wire::new(
+                Load::Breaks,
+                Load::Breaks,
+                "RAM pages of another target page size",
+            ),
         ));
     }
+    if let (Some(o), Some(n)) = (old.stream.ram_instance, new.stream.ram_instance) {
+        if o != n {
+            let instance = |value: u32| Leaf::Int {
+                value: u64::from(value),
+                size: 4,
+                signed: false,
+            };
+            out.push(stream_change(
+                "ram_instance",
+                instance(o),
+                instance(n),
+                Wire::new(
+                    Load::Breaks,
+                    Load::Breaks,
+                    unknown_section_message("ram", o),
+                ),
+            ));
+        }
+    }
+}
+
+/// Where a struct's fields are loaded, for the wire rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Scope {
+    /// Loaded at the version the stream carries, the same on both sides: the destination
+    /// reads exactly the fields it describes.
+    SameVersion,
+    /// Loaded at a version that differs between the sides: the destination reads the
+    /// fields its vmsd enables for the incoming version, which no vmdesc records.
+    OtherVersion { old: u64, new: u64 },
 }
 
 struct Ctx<'o> {
@@ -222,23 +679,14 @@ struct Ctx<'o> {
 }
 
 impl Ctx<'_> {
-    fn push(&mut self, kind: ChangeKind, path: &str, old: Option<&Node>, new: Option<&Node>) {
-        // An added or removed field is described by its type and size.
-        let shape = match (kind, old.or(new)) {
-            (ChangeKind::FieldAdded | ChangeKind::FieldRemoved, Some(n)) => {
-                let unit = if n.len == 1 { "byte" } else { "bytes" };
-                Some(format!("{}, {} {unit}", n.type_name, n.len))
-            }
-            _ => None,
-        };
-        self.out.push(Change {
-            old: old.map(format_value),
-            new: new.map(format_value),
+    fn change(&self, kind: ChangeKind, path: &str, old: Option<&Node>, new: Option<&Node>) -> Change {
+        Change {
+            old: old.map(Leaf::of),
+            new: new.map(Leaf::of),
             old_offset: old.map(|n| n.offset),
             new_offset: new.map(|n| n.offset),
-            note: shape,
             ..Change::new(self.device.clone(), path, kind)
-        });
+        }
     }
 }
 
@@ -255,21 +703,61 @@ pub fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
             .and_then(as_u64),
         out,
     };
+    let scope = version_scope(u64::from(old.version_id), u64::from(new.version_id));
     if old.version_id != new.version_id {
-        ctx.out.push(Change {
-            old: Some(old.version_id.to_string()),
-            new: Some(new.version_id.to_string()),
+        let mut change = Change {
+            old: Some(Leaf::Version(old.version_id)),
+            new: Some(Leaf::Version(new.version_id)),
             old_offset: Some(old.offset),
             new_offset: Some(new.offset),
             ..Change::new(ctx.device.clone(), "", ChangeKind::VersionChanged)
+        };
+        change.wire = version_wire(&old.idstr, old.version_id, new.version_id, |idstr, v, local| {
+            format!("savevm: unsupported version {v} for '{idstr}' v{local}")
         });
+        ctx.out.push(change);
     }
-    diff_struct(&old.body, &new.body, "", &mut ctx);
+    diff_struct(&old.body, &new.body, "", scope, &mut ctx);
 }
 
-fn diff_struct(old: &Struct, new: &Struct, prefix: &str, ctx: &mut Ctx<'_>) {
+fn version_scope(old: u64, new: u64) -> Scope {
+    if old == new {
+        Scope::SameVersion
+    } else {
+        Scope::OtherVersion { old, new }
+    }
+}
+
+/// A version that went up loads forward only if the new minimum_version_id allows the old
+/// version (no dump records it), and is refused backward; `too_new` words the refusal.
+fn version_wire(
+    name: &str,
+    old: u32,
+    new: u32,
+    too_new: impl Fn(&str, u32, u32) -> String,
+) -> Wire {
+    let minimum = |v: u32| format!("loads if the destination's minimum_version_id is at most {v}");
+    if new > old {
+        Wire::new(
+            Load::Undecided,
+            Load::Breaks,
+            format!("{}; backward: {}", minimum(old), too_new(name, new, old)),
+        )
+    } else {
+        Wire::new(
+            Load::Breaks,
+            Load::Undecided,
+            format!("{}; backward: {}", too_new(name, old, new), minimum(new)),
+        )
+    }
+}
+
+fn diff_struct(old: &Struct, new: &Struct, prefix: &str, scope: Scope, ctx: &mut Ctx<'_>) {
     let old_names: Vec<&str> = old.fields.iter().map(|n| n.name.as_str()).collect();
     let new_names: Vec<&str> = new.fields.iter().map(|n| n.name.as_str()).collect();
+    // Byte positions of each field in its struct, and where both sides' layouts meet.
+    let layout = Layout::new(&old.fields, &new.fields);
+    let mut placed: Vec<(usize, Placement)> = Vec::new();
     for op in capture_diff_slices(Algorithm::Myers, &old_names, &new_names) {
         match op {
             DiffOp::Equal {
@@ -278,32 +766,39 @@ fn diff_struct(old: &Struct, new: &Struct, prefix: &str, ctx: &mut Ctx<'_>) {
                 len,
             } => {
                 for i in 0..len {
-                    let (o, n) = (&old.fields[old_index + i], &new.fields[new_index + i]);
-                    diff_node(o, n, &format!("{prefix}{}", o.name), ctx);
+                    let (oi, ni) = (old_index + i, new_index + i);
+                    let (o, n) = (&old.fields[oi], &new.fields[ni]);
+                    let before = ctx.out.len();
+                    diff_node(o, n, &format!("{prefix}{}", o.name), scope, ctx);
+                    // A retyped field (or array element) is judged by where its bytes sit;
+                    // a nested struct judged its own.
+                    if !matches!(o.value, Value::Struct(_)) {
+                        for k in before..ctx.out.len() {
+                            if ctx.out[k].kind == ChangeKind::TypeChanged {
+                                placed.push((k, Placement::Both(oi, ni)));
+                            }
+                        }
+                    }
                 }
             }
             DiffOp::Delete {
                 old_index, old_len, ..
             } => {
-                for o in &old.fields[old_index..old_index + old_len] {
-                    ctx.push(
-                        ChangeKind::FieldRemoved,
-                        &format!("{prefix}{}", o.name),
-                        Some(o),
-                        None,
-                    );
+                for oi in old_index..old_index + old_len {
+                    let o = &old.fields[oi];
+                    let change = field_change(ctx, ChangeKind::FieldRemoved, prefix, Some(o), None);
+                    placed.push((ctx.out.len(), Placement::Old(oi)));
+                    ctx.out.push(change);
                 }
             }
             DiffOp::Insert {
                 new_index, new_len, ..
             } => {
-                for n in &new.fields[new_index..new_index + new_len] {
-                    ctx.push(
-                        ChangeKind::FieldAdded,
-                        &format!("{prefix}{}", n.name),
-                        None,
-                        Some(n),
-                    );
+                for ni in new_index..new_index + new_len {
+                    let n = &new.fields[ni];
+                    let change = field_change(ctx, ChangeKind::FieldAdded, prefix, None, Some(n));
+                    placed.push((ctx.out.len(), Placement::New(ni)));
+                    ctx.out.push(change);
                 }
             }
             DiffOp::Replace {
@@ -311,95 +806,277 @@ fn diff_struct(old: &Struct, new: &Struct, prefix: &str, ctx: &mut Ctx<'_>) {
                 old_len,
                 new_index,
                 new_len,
-            } => {
-                let olds = &old.fields[old_index..old_index + old_len];
-                let news = &new.fields[new_index..new_index + new_len];
-                diff_replaced(olds, news, prefix, ctx);
+            } => diff_replaced(
+                old,
+                new,
+                (old_index, old_len),
+                (new_index, new_len),
+                prefix,
+                scope,
+                ctx,
+                &mut placed,
+            ),
+        }
+    }
+    for (k, placement) in placed {
+        if let Some(change) = ctx.out.get_mut(k) {
+            if let Some(wire) = layout.wire(placement, change, scope) {
+                change.wire = wire;
             }
         }
     }
+    diff_subsections(old, new, prefix, ctx);
+}
+
+/// Subsections are matched by name (the wire carries it); each is loaded at the version it
+/// carries.
+fn diff_subsections(old: &Struct, new: &Struct, prefix: &str, ctx: &mut Ctx<'_>) {
     for sub in &old.subsections {
         let name = &sub.body.vmsd_name;
         let sub_prefix = crate::tree::subsection_prefix(prefix, name);
+        let path = sub_prefix.trim_end_matches('/');
         match new.subsections.iter().find(|s| &s.body.vmsd_name == name) {
-            Some(n) => diff_struct(&sub.body, &n.body, &sub_prefix, ctx),
-            None => subsection_change(
-                ctx,
-                ChangeKind::SubsectionRemoved,
-                &sub_prefix,
-                Some(sub.offset),
-                None,
-            ),
+            Some(n) => {
+                let (ov, nv) = (sub.body.version.unwrap_or(0), n.body.version.unwrap_or(0));
+                if ov != nv {
+                    let (ov32, nv32) = (ov as u32, nv as u32);
+                    let mut change = Change {
+                        old: Some(Leaf::Version(ov32)),
+                        new: Some(Leaf::Version(nv32)),
+                        old_offset: Some(sub.offset),
+                        new_offset: Some(n.offset),
+                        ..Change::new(ctx.device.clone(), path, ChangeKind::VersionChanged)
+                    };
+                    change.wire = version_wire(name, ov32, nv32, |name, v, local| {
+                        format!("{name}: incoming version_id {v} is too new for local version_id {local}")
+                    });
+                    ctx.out.push(change);
+                }
+                diff_struct(&sub.body, &n.body, &sub_prefix, version_scope(ov, nv), ctx)
+            }
+            None => {
+                let mut change = Change {
+                    old: Some(Leaf::Present),
+                    old_offset: Some(sub.offset),
+                    ..Change::new(ctx.device.clone(), path, ChangeKind::SubsectionRemoved)
+                };
+                change.wire = subsection_wire(name, &old.vmsd_name, false);
+                ctx.out.push(change);
+            }
         }
     }
     for sub in &new.subsections {
         let name = &sub.body.vmsd_name;
         if !old.subsections.iter().any(|s| &s.body.vmsd_name == name) {
             let sub_prefix = crate::tree::subsection_prefix(prefix, name);
-            subsection_change(
-                ctx,
-                ChangeKind::SubsectionAdded,
-                &sub_prefix,
-                None,
-                Some(sub.offset),
-            );
+            let mut change = Change {
+                new: Some(Leaf::Present),
+                new_offset: Some(sub.offset),
+                ..Change::new(
+                    ctx.device.clone(),
+                    sub_prefix.trim_end_matches('/'),
+                    ChangeKind::SubsectionAdded,
+                )
+            };
+            change.wire = subsection_wire(name, &new.vmsd_name, true);
+            ctx.out.push(change);
         }
     }
 }
 
-fn subsection_change(
-    ctx: &mut Ctx<'_>,
+/// A subsection one side sent: the other side loads a stream without it, and loads one with
+/// it only if its vmsd knows the subsection, which a dump that did not send it cannot show.
+pub fn subsection_wire(name: &str, parent: &str, only_in_new: bool) -> Wire {
+    let why = format!(
+        "loads only if the destination knows subsection '{name}' (else \"VM subsection '{name}' \
+         in '{parent}' does not exist\")"
+    );
+    if only_in_new {
+        Wire::new(Load::Loads, Load::Undecided, why)
+    } else {
+        Wire::new(Load::Undecided, Load::Loads, why)
+    }
+}
+
+/// Where a field change sits: on one side, or the same field on both.
+#[derive(Debug, Clone, Copy)]
+enum Placement {
+    Old(usize),
+    New(usize),
+    Both(usize, usize),
+}
+
+/// Byte offsets of the fields of one struct on both sides, and the offsets both layouts
+/// share: a stretch of fields between two shared offsets carries the same number of bytes
+/// on both sides, whatever its fields are called.
+struct Layout {
+    old_starts: Vec<u64>,
+    new_starts: Vec<u64>,
+    shared: Vec<u64>,
+}
+
+impl Layout {
+    fn new(old: &[Node], new: &[Node]) -> Layout {
+        let starts = |fields: &[Node]| -> Vec<u64> {
+            let mut at = 0u64;
+            let mut starts = Vec::with_capacity(fields.len() + 1);
+            for f in fields {
+                starts.push(at);
+                at = at.saturating_add(f.len);
+            }
+            starts.push(at);
+            starts
+        };
+        let (old_starts, new_starts) = (starts(old), starts(new));
+        let in_new: HashSet<u64> = new_starts.iter().copied().collect();
+        let shared = old_starts
+            .iter()
+            .copied()
+            .filter(|o| in_new.contains(o))
+            .collect();
+        Layout {
+            old_starts,
+            new_starts,
+            shared,
+        }
+    }
+
+    /// Whether the layouts meet again at or after byte `end`.
+    fn realigned_after(&self, end: u64) -> bool {
+        self.shared.iter().any(|&s| s >= end)
+    }
+
+    fn end(starts: &[u64], i: usize) -> u64 {
+        starts.get(i + 1).copied().unwrap_or(0)
+    }
+
+    /// The wire impact of a field change at `placement`; `None` keeps the one the change
+    /// has (a buffer whose length may travel in the stream).
+    fn wire(&self, placement: Placement, change: &Change, scope: Scope) -> Option<Wire> {
+        let (realigned, bytes_differ) = match placement {
+            Placement::Old(i) => (
+                self.realigned_after(Self::end(&self.old_starts, i)),
+                true,
+            ),
+            Placement::New(i) => (
+                self.realigned_after(Self::end(&self.new_starts, i)),
+                true,
+            ),
+            Placement::Both(i, j) => {
+                let (oe, ne) = (Self::end(&self.old_starts, i), Self::end(&self.new_starts, j));
+                (self.realigned_after(oe.max(ne)), oe != ne)
+            }
+        };
+        if !bytes_differ || realigned {
+            return Some(Wire::identical(
+                "the same bytes travel at the same places",
+            ));
+        }
+        if change.wire.forward == Load::Undecided {
+            return None;
+        }
+        let what = describe_field(change);
+        Some(match scope {
+            Scope::SameVersion => Wire::new(
+                Load::Breaks,
+                Load::Breaks,
+                format!(
+                    "{what}: the destination reads another field layout at the same version, \
+                     the load desynchronizes (\"Missing section footer\")"
+                ),
+            ),
+            Scope::OtherVersion { old, new } => Wire::new(
+                Load::Undecided,
+                Load::Undecided,
+                format!(
+                    "{what}: version {old} -> {new}; loads if the version gates it, which the \
+                     description does not record"
+                ),
+            ),
+        })
+    }
+}
+
+/// `esp.drq_state (uint8, 1 byte) only in new`, for wire reasons.
+fn describe_field(change: &Change) -> String {
+    let shape = |s: &Option<Shape>| {
+        s.as_ref()
+            .map(|s| {
+                let unit = if s.len == 1 { "byte" } else { "bytes" };
+                format!("{}, {} {unit}", s.type_name, s.len)
+            })
+            .unwrap_or_default()
+    };
+    match change.kind {
+        ChangeKind::FieldAdded => format!("{} ({}) only in new", change.path, shape(&change.new_type)),
+        ChangeKind::FieldRemoved => {
+            format!("{} ({}) only in old", change.path, shape(&change.old_type))
+        }
+        _ => format!(
+            "{} ({} -> {})",
+            change.path,
+            shape(&change.old_type),
+            shape(&change.new_type)
+        ),
+    }
+}
+
+fn field_change(
+    ctx: &Ctx<'_>,
     kind: ChangeKind,
     prefix: &str,
-    old_offset: Option<u64>,
-    new_offset: Option<u64>,
-) {
-    ctx.out.push(Change {
-        old: old_offset.map(|_| "present".into()),
-        new: new_offset.map(|_| "present".into()),
-        old_offset,
-        new_offset,
-        ..Change::new(ctx.device.clone(), prefix.trim_end_matches('/'), kind)
-    });
+    old: Option<&Node>,
+    new: Option<&Node>,
+) -> Change {
+    let name = old.or(new).map(|n| n.name.as_str()).unwrap_or_default();
+    Change {
+        old_type: old.map(Shape::of),
+        new_type: new.map(Shape::of),
+        ..ctx.change(kind, &format!("{prefix}{name}"), old, new)
+    }
 }
 
 /// Fields that sit where others were: pairwise renames when the shapes match, else
 /// removals and additions.
-fn diff_replaced(olds: &[Node], news: &[Node], prefix: &str, ctx: &mut Ctx<'_>) {
-    let paired = olds.len().min(news.len());
+#[allow(clippy::too_many_arguments)]
+fn diff_replaced(
+    old: &Struct,
+    new: &Struct,
+    (old_index, old_len): (usize, usize),
+    (new_index, new_len): (usize, usize),
+    prefix: &str,
+    scope: Scope,
+    ctx: &mut Ctx<'_>,
+    placed: &mut Vec<(usize, Placement)>,
+) {
+    let olds = &old.fields[old_index..old_index + old_len];
+    let news = &new.fields[new_index..new_index + new_len];
+    let renamed = |i: usize| matches!((olds.get(i), news.get(i)), (Some(o), Some(n)) if same_shape(o, n));
     for (i, o) in olds.iter().enumerate() {
-        match news.get(i).filter(|n| i < paired && same_shape(o, n)) {
-            Some(n) => {
-                let path = format!("{prefix}{}", n.name);
-                ctx.push(ChangeKind::FieldRenamed, &path, Some(o), Some(n));
-                if let Some(last) = ctx.out.last_mut() {
-                    last.note = Some(format!("renamed from '{prefix}{}'", o.name));
-                    if o.value == n.value {
-                        last.old = None;
-                        last.new = None;
-                    }
-                }
-                if o.value != n.value {
-                    diff_node(o, n, &path, ctx);
-                }
+        if let (true, Some(n)) = (renamed(i), news.get(i)) {
+            let path = format!("{prefix}{}", n.name);
+            let mut change = field_change(ctx, ChangeKind::FieldRenamed, prefix, Some(o), Some(n));
+            change.path.clone_from(&path);
+            change.renamed_from = Some(format!("{prefix}{}", o.name));
+            if o.value == n.value {
+                (change.old, change.new) = (None, None);
             }
-            None => ctx.push(
-                ChangeKind::FieldRemoved,
-                &format!("{prefix}{}", o.name),
-                Some(o),
-                None,
-            ),
+            change.wire = Wire::identical("names do not travel");
+            ctx.out.push(change);
+            if o.value != n.value {
+                diff_node(o, n, &path, scope, ctx);
+            }
+        } else {
+            let change = field_change(ctx, ChangeKind::FieldRemoved, prefix, Some(o), None);
+            placed.push((ctx.out.len(), Placement::Old(old_index + i)));
+            ctx.out.push(change);
         }
     }
     for (i, n) in news.iter().enumerate() {
-        let renamed = olds.get(i).is_some_and(|o| i < paired && same_shape(o, n));
-        if !renamed {
-            ctx.push(
-                ChangeKind::FieldAdded,
-                &format!("{prefix}{}", n.name),
-                None,
-                Some(n),
-            );
+        if !renamed(i) {
+            let change = field_change(ctx, ChangeKind::FieldAdded, prefix, None, Some(n));
+            placed.push((ctx.out.len(), Placement::New(new_index + i)));
+            ctx.out.push(change);
         }
     }
 }
@@ -408,41 +1085,99 @@ fn same_shape(a: &Node, b: &Node) -> bool {
     a.type_name == b.type_name && a.len == b.len
 }
 
-fn diff_node(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
+fn is_integer(node: &Node) -> bool {
+    matches!(node.value, Value::Uint { .. } | Value::Int { .. } | Value::Bool(_))
+}
+
+fn diff_node(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>) {
     match (&old.value, &new.value) {
+        // Nested structs load with the destination's own version of their vmsd: a version
+        // of its own changes nothing on the wire, its fields tell.
         (Value::Struct(o), Value::Struct(n)) => {
-            diff_struct(o, n, &crate::tree::child_prefix(path), ctx)
+            if o.version != n.version {
+                let version = |s: &Struct| Leaf::Version(s.version.unwrap_or(0) as u32);
+                let mut change = ctx.change(ChangeKind::VersionChanged, path, None, None);
+                (change.old, change.new) = (Some(version(o)), Some(version(n)));
+                change.wire = Wire::new(
+                    Load::Loads,
+                    Load::Loads,
+                    "a nested struct is loaded at the destination's own version",
+                );
+                ctx.out.push(change);
+            }
+            let first = ctx.out.len();
+            diff_struct(o, n, &crate::tree::child_prefix(path), Scope::SameVersion, ctx);
+            if o.version != n.version {
+                // Each side describes the fields it sends at its own version; what the
+                // other reads may follow values in the stream (ESP's mig_version_id picks
+                // its fields), so a layout change is not settled by either description.
+                for change in ctx.out.iter_mut().skip(first) {
+                    if change.class == ChangeClass::Schema && change.wire.worst() != Load::Loads {
+                        change.wire = Wire::new(
+                            Load::Undecided,
+                            Load::Undecided,
+                            format!(
+                                "{}; the struct {path} went from version {} to {}, and which \
+                                 fields each side reads may follow values in the stream: the \
+                                 destination's -dump-vmstate settles it",
+                                change.wire.why,
+                                o.version.unwrap_or(0),
+                                n.version.unwrap_or(0)
+                            ),
+                        );
+                    }
+                }
+            }
         }
         (Value::Array(_) | Value::Scalars(_), Value::Array(_) | Value::Scalars(_)) => {
-            diff_array(old, new, path, ctx)
+            diff_array(old, new, path, scope, ctx)
         }
         (o, n)
             if !same_shape(old, new) || std::mem::discriminant(o) != std::mem::discriminant(n) =>
         {
-            ctx.push(ChangeKind::TypeChanged, path, Some(old), Some(new));
-            if let Some(last) = ctx.out.last_mut() {
-                last.note = Some(format!(
-                    "{} of {} bytes -> {} of {} bytes",
-                    old.type_name, old.len, new.type_name, new.len
-                ));
-            }
+            let mut change = Change {
+                old_type: Some(Shape::of(old)),
+                new_type: Some(Shape::of(new)),
+                ..ctx.change(ChangeKind::TypeChanged, path, Some(old), Some(new))
+            };
+            // Placed by the caller, which knows the layout; a same-size retype of a number
+            // is the same bytes, a buffer's length may travel in the stream.
+            change.wire = if old.len == new.len && is_integer(old) && is_integer(new) {
+                Wire::identical("a number of the same size")
+            } else if old.len != new.len && !(is_integer(old) && is_integer(new)) {
+                Wire::new(
+                    Load::Undecided,
+                    Load::Undecided,
+                    format!("{path}: loads only if its length travels in the stream"),
+                )
+            } else {
+                Wire::loads()
+            };
+            ctx.out.push(change);
         }
         (o, n) if o != n => {
-            ctx.push(ChangeKind::Value, path, Some(old), Some(new));
-            let meaning = meaning(ctx, path, old, new);
-            if let Some(last) = ctx.out.last_mut() {
-                last.meaning = meaning;
+            let mut change = ctx.change(ChangeKind::Value, path, Some(old), Some(new));
+            change.meaning = meaning(ctx, path, old, new);
+            if old.type_name.ends_with(" equal") {
+                // vmstate-types.c, get_*_equal: the destination's value must be the one sent.
+                let (o, n) = (Leaf::of(old), Leaf::of(new));
+                change.wire = Wire::new(
+                    Load::Breaks,
+                    Load::Breaks,
+                    format!("{path} must be equal on both sides ({o} != {n}, \"{}\")", old.type_name),
+                );
             }
-            if let (Value::Bytes(ob), Value::Bytes(nb), Some(last)) = (o, n, ctx.out.last_mut()) {
-                last.ranges = byte_ranges(ob, nb);
+            if let (Value::Bytes(ob), Value::Bytes(nb)) = (o, n) {
+                change.ranges = byte_ranges(ob, nb);
             }
+            ctx.out.push(change);
         }
         _ => {}
     }
 }
 
 /// Arrays element by element, then their lengths.
-fn diff_array(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
+fn diff_array(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>) {
     match (&old.value, &new.value) {
         // One layout: compare the numbers, and build nodes only for elements that differ.
         (Value::Scalars(o), Value::Scalars(n))
@@ -452,7 +1187,7 @@ fn diff_array(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
             for (i, (ov, nv)) in o.values().zip(n.values()).enumerate() {
                 if ov != nv {
                     if let (Some(oe), Some(ne)) = (o.element(old, i), n.element(new, i)) {
-                        diff_node(&oe, &ne, &format!("{path}[{i}]"), ctx);
+                        diff_node(&oe, &ne, &format!("{path}[{i}]"), scope, ctx);
                     }
                 }
             }
@@ -464,19 +1199,26 @@ fn diff_array(old: &Node, new: &Node, path: &str, ctx: &mut Ctx<'_>) {
                 n.as_deref().unwrap_or_default(),
             );
             for (i, (oe, ne)) in o.iter().zip(n).enumerate() {
-                diff_node(oe, ne, &format!("{path}[{i}]"), ctx);
+                diff_node(oe, ne, &format!("{path}[{i}]"), scope, ctx);
             }
         }
     }
     let (o, n) = (old.value.element_count(), new.value.element_count());
     if o != n {
-        ctx.out.push(Change {
-            old: Some(format!("{} elements", o.unwrap_or(0))),
-            new: Some(format!("{} elements", n.unwrap_or(0))),
+        let mut change = Change {
+            old: Some(Leaf::Elements(o.unwrap_or(0) as u64)),
+            new: Some(Leaf::Elements(n.unwrap_or(0) as u64)),
             old_offset: Some(old.offset),
             new_offset: Some(new.offset),
             ..Change::new(ctx.device.clone(), path, ChangeKind::LengthChanged)
-        });
+        };
+        change.wire = Wire::new(
+            Load::Undecided,
+            Load::Undecided,
+            "loads if the element count travels in the stream (a VARRAY), not if the \
+             destination's array has a fixed length",
+        );
+        ctx.out.push(change);
     }
 }
 
@@ -515,12 +1257,23 @@ pub fn byte_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, u64)> {
     ranges
 }
 
-fn ram_change(
-    block: &RamBlock,
-    kind: ChangeKind,
-    old: Option<String>,
-    new: Option<String>,
-) -> Change {
+/// ROM blobs QEMU builds at run time live in resizable RAM blocks (fw_cfg's `/rom@etc/...`):
+/// a size change is accepted up to the block's maximum, which no description records.
+pub fn resizable(block: &str) -> bool {
+    block.starts_with("/rom@")
+}
+
+/// QEMU's words for a RAM block of another size (what 7.2 and 10.0 print, qemu_ram_resize).
+pub fn size_mismatch_message(block: &str, incoming: u64, local: u64) -> String {
+    format!("Size mismatch: {block}: {incoming:#x} != {local:#x}")
+}
+
+/// QEMU's words for a RAM block the destination lacks (ram.c, parse_ramblock).
+pub fn unknown_ramblock_message(block: &str) -> String {
+    format!("Unknown ramblock \"{block}\", cannot accept migration")
+}
+
+fn ram_change(block: &RamBlock, kind: ChangeKind, old: Option<Leaf>, new: Option<Leaf>) -> Change {
     Change {
         old,
         new,
@@ -529,28 +1282,42 @@ fn ram_change(
 }
 
 fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
-    let size = |b: &RamBlock| format!("{:#x} bytes", b.used_length);
+    let size = |b: &RamBlock| Some(Leaf::Size(b.used_length));
     for o in &old.ram {
         let Some(n) = new.ram.iter().find(|n| n.name == o.name) else {
-            out.push(ram_change(
-                o,
-                ChangeKind::RamBlockRemoved,
-                Some(size(o)),
-                None,
-            ));
+            let mut change = ram_change(o, ChangeKind::RamBlockRemoved, size(o), None);
+            change.wire = Wire::new(Load::Breaks, Load::Loads, unknown_ramblock_message(&o.name));
+            out.push(change);
             continue;
         };
+        if o.addr != n.addr {
+            let addr = |b: &RamBlock| b.addr.map(Leaf::Address);
+            let mut change = ram_change(o, ChangeKind::RamBlockMoved, addr(o), addr(n));
+            let why = format!(
+                "Mismatched GPAs for block {}: {:#x} != {:#x}",
+                o.name,
+                o.addr.unwrap_or(0),
+                n.addr.unwrap_or(0)
+            );
+            change.wire = Wire::new(Load::Breaks, Load::Breaks, why);
+            out.push(change);
+        }
         if o.used_length != n.used_length {
-            out.push(ram_change(
-                o,
-                ChangeKind::RamBlockResized,
-                Some(size(o)),
-                Some(size(n)),
-            ));
+            let mut change = ram_change(o, ChangeKind::RamBlockResized, size(o), size(n));
+            change.wire = if resizable(&o.name) {
+                Wire::new(
+                    Load::Undecided,
+                    Load::Undecided,
+                    "a resizable block: loads if within the destination block's maximum size",
+                )
+            } else {
+                let forward = size_mismatch_message(&o.name, o.used_length, n.used_length);
+                Wire::new(Load::Breaks, Load::Breaks, forward)
+            };
+            out.push(change);
             continue;
         }
         let page = old.page_size.max(1);
-        let total = o.used_length / page;
         // Byte ranges within the block, whole pages at a time.
         let mut ranges: Vec<(u64, u64)> = Vec::new();
         for i in 0..o.digests.len().max(n.digests.len()) {
@@ -563,28 +1330,22 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
             }
         }
         if !ranges.is_empty() {
-            let pages: u64 = ranges.iter().map(|r| (r.1 - r.0) / page).sum();
-            let mut change = ram_change(
-                o,
-                ChangeKind::RamPages,
-                Some(format!("{total} pages")),
-                Some(pages.to_string()),
-            );
+            let changed: u64 = ranges.iter().map(|r| (r.1 - r.0) / page).sum();
+            let mut change = ram_change(o, ChangeKind::RamPages, None, None);
+            change.pages = Some(PageCount {
+                changed,
+                total: o.used_length / page,
+                page_size: page,
+            });
             change.ranges = ranges;
-            change.note = o
-                .addr
-                .map(|gpa| format!("block at guest-physical {gpa:#x}"));
             out.push(change);
         }
     }
     for n in &new.ram {
         if !old.ram.iter().any(|o| o.name == n.name) {
-            out.push(ram_change(
-                n,
-                ChangeKind::RamBlockAdded,
-                None,
-                Some(size(n)),
-            ));
+            let mut change = ram_change(n, ChangeKind::RamBlockAdded, None, size(n));
+            change.wire = Wire::new(Load::Loads, Load::Breaks, unknown_ramblock_message(&n.name));
+            out.push(change);
         }
     }
 }
@@ -626,6 +1387,10 @@ mod tests {
         out
     }
 
+    fn text(leaf: &Option<Leaf>) -> Option<String> {
+        leaf.as_ref().map(Leaf::to_string)
+    }
+
     /// `regs`, four uint16 at offset 8, as scalars or as element nodes.
     fn regs(values: &[u64], folded: bool) -> Node {
         let mut node = Node {
@@ -660,26 +1425,39 @@ mod tests {
             );
             let summary: Vec<_> = changes
                 .iter()
-                .map(|c| (c.kind, c.path.as_str(), c.old.as_deref(), c.new.as_deref()))
+                .map(|c| (c.kind, c.path.as_str(), text(&c.old), text(&c.new)))
                 .collect();
             assert_eq!(
                 summary,
                 [
-                    (ChangeKind::Value, "regs[2]", Some("0x0003"), Some("0x0007")),
+                    (
+                        ChangeKind::Value,
+                        "regs[2]",
+                        Some("0x0003".into()),
+                        Some("0x0007".into())
+                    ),
                     (
                         ChangeKind::LengthChanged,
                         "regs",
-                        Some("4 elements"),
-                        Some("5 elements")
+                        Some("4 elements".into()),
+                        Some("5 elements".into())
                     ),
                 ]
             );
             assert_eq!(changes[0].old_offset, Some(12));
+            assert_eq!(
+                changes[0].old,
+                Some(Leaf::Int {
+                    value: 3,
+                    size: 2,
+                    signed: false
+                })
+            );
         }
     }
 
     #[test]
-    fn rename_is_a_schema_change_not_noise() {
+    fn rename_is_a_schema_change_identical_on_the_wire() {
         let changes = diff(
             vec![uint("config", 1), uint("num_timers", 3)],
             vec![uint("config", 1), uint("num_timers_save", 3)],
@@ -687,10 +1465,8 @@ mod tests {
         assert_eq!(changes.len(), 1);
         assert_eq!(changes[0].kind, ChangeKind::FieldRenamed);
         assert_eq!(changes[0].path, "num_timers_save");
-        assert_eq!(
-            changes[0].note.as_deref(),
-            Some("renamed from 'num_timers'")
-        );
+        assert_eq!(changes[0].renamed_from.as_deref(), Some("num_timers"));
+        assert_eq!(changes[0].wire.worst(), Load::Identical);
     }
 
     #[test]
@@ -704,8 +1480,68 @@ mod tests {
             kinds,
             [(ChangeKind::Value, "a"), (ChangeKind::FieldAdded, "c")]
         );
-        assert_eq!(changes[0].old.as_deref(), Some("0x01"));
-        assert_eq!(changes[0].new.as_deref(), Some("0x09"));
+        assert_eq!(text(&changes[0].old).as_deref(), Some("0x01"));
+        assert_eq!(text(&changes[0].new).as_deref(), Some("0x09"));
+        assert_eq!(changes[0].wire.worst(), Load::Loads);
+        // One more byte at the same version: the destination reads past what was sent.
+        assert_eq!(changes[1].wire.forward, Load::Breaks);
+        assert!(changes[1].wire.why.contains("c (uint8, 1 byte) only in new"));
+    }
+
+    fn buffer(name: &str, len: u64) -> Node {
+        Node {
+            name: name.into(),
+            type_name: "buffer".into(),
+            offset: 0,
+            len,
+            value: Value::Bytes(vec![0; len as usize]),
+        }
+    }
+
+    #[test]
+    fn a_buffer_split_into_fields_of_the_same_bytes_is_identical_on_the_wire() {
+        // globalstate after QEMU 7.2: runstate[100] became runstate[32] + 2 bools + unused[66].
+        let changes = diff(
+            vec![uint("size", 10), buffer("runstate", 100)],
+            vec![
+                uint("size", 10),
+                buffer("runstate", 32),
+                uint("has_vm_was_suspended", 1),
+                uint("vm_was_suspended", 0),
+                buffer("unused", 66),
+            ],
+        );
+        assert_eq!(changes.len(), 4);
+        for c in &changes {
+            assert_eq!(c.wire.worst(), Load::Identical, "{c:?}");
+        }
+    }
+
+    #[test]
+    fn a_field_added_inside_a_nested_struct_breaks_whatever_the_section_version() {
+        let esp = |fields: Vec<Node>| Node {
+            name: "esp".into(),
+            type_name: "struct".into(),
+            offset: 0,
+            len: fields.iter().map(|f| f.len).sum(),
+            value: Value::Struct(Box::new(Struct {
+                vmsd_name: "esp".into(),
+                version: Some(5),
+                fields,
+                subsections: Vec::new(),
+            })),
+        };
+        let old = device(vec![esp(vec![uint("ti_rptr", 0)])]);
+        let mut new = device(vec![esp(vec![uint("ti_rptr", 0), uint("drq_state", 0)])]);
+        new.version_id = 3;
+        let mut out = Vec::new();
+        diff_device(&old, &new, &mut out);
+        let added = out
+            .iter()
+            .find(|c| c.kind == ChangeKind::FieldAdded)
+            .unwrap();
+        assert_eq!(added.path, "esp.drq_state");
+        assert_eq!(added.wire.forward, Load::Breaks);
     }
 
     fn u64_node(name: &str, value: u64) -> Node {
@@ -770,5 +1606,18 @@ mod tests {
         new[4] = 1;
         new[20] = 1;
         assert_eq!(byte_ranges(&old, &new), [(1, 5), (20, 21)]);
+    }
+
+    #[test]
+    fn leaves_serialize_typed_with_their_text() {
+        let leaf = Leaf::Int {
+            value: u64::MAX,
+            size: 2,
+            signed: true,
+        };
+        let json = serde_json::to_value(&leaf).unwrap();
+        assert_eq!(json["type"], "int");
+        assert_eq!(json["value"], -1);
+        assert_eq!(json["text"], "0xffff (-1)");
     }
 }

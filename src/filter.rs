@@ -82,12 +82,20 @@ impl Filter {
 
     /// A filter that ignores nothing.
     pub fn none() -> Filter {
+        Filter::default()
+    }
+}
+
+impl Default for Filter {
+    fn default() -> Filter {
         Filter {
             set: GlobSet::empty(),
             bytes: Vec::new(),
         }
     }
+}
 
+impl Filter {
     /// Whether the filter has no pattern at all.
     pub fn is_empty(&self) -> bool {
         self.set.is_empty()

@@ -15,7 +15,7 @@
 
 use serde::Serialize;
 
-use crate::diff::Change;
+use crate::diff::{Change, Leaf};
 use crate::filter::{Filter, PatternError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -30,16 +30,37 @@ pub struct AllowRule {
 
 impl AllowRule {
     fn pins_match(&self, change: &Change) -> bool {
-        let matches = |pin: &Option<String>, value: &Option<String>| match pin.as_deref() {
-            None | Some("*") => true,
-            Some("(none)") => value.is_none(),
-            Some(pin) => value.as_deref() == Some(pin),
-        };
-        matches(&self.old, &change.old) && matches(&self.new, &change.new)
+        pin_matches(self.old.as_deref(), change.old.as_ref())
+            && pin_matches(self.new.as_deref(), change.new.as_ref())
     }
 }
 
-#[derive(Debug, Clone)]
+/// A pin against one side's value: `*` any, `(none)` no value, a number (hex or decimal)
+/// the same integer whatever its padding, anything else the value as printed.
+fn pin_matches(pin: Option<&str>, value: Option<&Leaf>) -> bool {
+    match (pin, value) {
+        (None | Some("*"), _) => true,
+        (Some("(none)"), value) => value.is_none(),
+        (Some(_), None) => false,
+        (Some(pin), Some(value)) => {
+            if let (Some(p), Some(v), Leaf::Int { .. }) = (parse_number(pin), value.as_u64(), value) {
+                return p == v || value.to_string() == pin;
+            }
+            value.to_string() == pin
+        }
+    }
+}
+
+/// `0x40`, `64`, or `0xffff (-1)` (the printed form of a negative number).
+fn parse_number(text: &str) -> Option<u64> {
+    let text = text.split(" (").next().unwrap_or(text).trim();
+    match text.strip_prefix("0x") {
+        Some(hex) => u64::from_str_radix(hex, 16).ok(),
+        None => text.parse().ok(),
+    }
+}
+
+#[derive(Debug, Clone, Default)]
 pub struct AllowList {
     pub rules: Vec<AllowRule>,
     filter: Filter,
@@ -59,17 +80,6 @@ impl std::fmt::Display for AllowError {
 }
 
 impl std::error::Error for AllowError {}
-
-/// Changes sorted by the gate.
-#[derive(Debug, Clone, Default)]
-pub struct GateResult {
-    /// Differences no rule allows: these fail the gate.
-    pub failing: Vec<Change>,
-    /// Allowed differences, with the index of the first rule that allowed each.
-    pub allowed: Vec<(Change, usize)>,
-    /// Indices of rules that allowed nothing.
-    pub stale: Vec<usize>,
-}
 
 impl AllowList {
     pub fn parse(text: &str) -> Result<AllowList, AllowError> {
@@ -116,28 +126,22 @@ impl AllowList {
         Ok(AllowList { rules, filter })
     }
 
-    /// Sorts `changes` into failing and allowed, and finds the stale rules.
-    pub fn apply(&self, changes: Vec<Change>) -> GateResult {
-        let mut used = vec![false; self.rules.len()];
-        let mut result = GateResult::default();
-        for change in changes {
-            let rule = self
-                .filter
-                .covering(&change)
-                .into_iter()
-                .find(|&i| self.rules.get(i).is_some_and(|r| r.pins_match(&change)));
-            match rule {
-                Some(i) => {
-                    if let Some(u) = used.get_mut(i) {
-                        *u = true;
-                    }
-                    result.allowed.push((change, i));
-                }
-                None => result.failing.push(change),
-            }
-        }
-        result.stale = (0..self.rules.len()).filter(|&i| !used[i]).collect();
-        result
+    /// The first rule that allows `change`: its pattern covers it and its pins match.
+    pub fn rule_for(&self, change: &Change) -> Option<usize> {
+        self.filter
+            .covering(change)
+            .into_iter()
+            .find(|&i| self.rules.get(i).is_some_and(|r| r.pins_match(change)))
+    }
+
+    /// `OLD -> NEW` of each change that rule `rule`'s pattern covers: what a stale pinned
+    /// rule saw instead of its pins.
+    pub fn seen_by<'c>(&self, rule: usize, changes: impl Iterator<Item = &'c Change>) -> Vec<String> {
+        let side = |leaf: &Option<Leaf>| leaf.as_ref().map_or("(none)".to_string(), Leaf::to_string);
+        changes
+            .filter(|c| self.filter.covering(c).contains(&rule))
+            .map(|c| format!("{} = {} -> {}", c.subject(), side(&c.old), side(&c.new)))
+            .collect()
     }
 }
 
@@ -146,36 +150,57 @@ mod tests {
     use super::*;
     use crate::diff::ChangeKind;
 
-    fn change(path: &str, old: Option<&str>, new: Option<&str>) -> Change {
-        Change {
-            old: old.map(String::from),
-            new: new.map(String::from),
-            ..Change::new("cpu (0)", path, ChangeKind::Value)
+    fn int(value: u64, size: u8) -> Leaf {
+        Leaf::Int {
+            value,
+            size,
+            signed: false,
         }
+    }
+
+    fn change(path: &str, old: Option<Leaf>, new: Option<Leaf>) -> Change {
+        let mut change = Change::new("cpu (0)", path, ChangeKind::Value);
+        (change.old, change.new) = (old, new);
+        change
     }
 
     #[test]
     fn pinned_values_reasons_and_stale_rules() {
         let list = AllowList::parse(
             "# expected\n\
-             cpu (*)/env.hflags = 0x00000040 -> 0x000000b0  # BIOS ran\n\
-             cpu (*)/env.cr[0] = * -> 0x00000011\n\
+             cpu (*)/env.hflags = 0x00000040 -> 0xb0  # BIOS ran\n\
+             cpu (*)/env.cr[0] = * -> 17\n\
              cpu (*)/env.added = (none) -> *\n\
              hpet (0)/*  # never matches here\n",
         )
         .unwrap();
         assert_eq!(list.rules[0].line, 2);
         assert_eq!(list.rules[0].reason.as_deref(), Some("BIOS ran"));
-        let result = list.apply(vec![
-            change("env.hflags", Some("0x00000040"), Some("0x000000b0")),
-            change("env.hflags", Some("0x00000040"), Some("0x000000b3")),
-            change("env.cr[0]", Some("0x60000010"), Some("0x00000011")),
-            change("env.added", None, Some("0x01")),
-        ]);
-        assert_eq!(result.allowed.len(), 3);
-        assert_eq!(result.failing.len(), 1);
-        assert_eq!(result.failing[0].new.as_deref(), Some("0x000000b3"));
-        assert_eq!(result.stale, [3]);
+        let hflags = change("env.hflags", Some(int(0x40, 4)), Some(int(0xb0, 4)));
+        let other = change("env.hflags", Some(int(0x40, 4)), Some(int(0xb3, 4)));
+        // Pins are numbers, whatever their padding.
+        assert_eq!(list.rule_for(&hflags), Some(0));
+        assert_eq!(list.rule_for(&other), None);
+        let cr0 = change("env.cr[0]", Some(int(0x60000010, 4)), Some(int(0x11, 4)));
+        assert_eq!(list.rule_for(&cr0), Some(1));
+        assert_eq!(list.rule_for(&change("env.added", None, Some(int(1, 1)))), Some(2));
+        assert_eq!(
+            list.seen_by(0, [&other].into_iter()),
+            ["cpu (0)/env.hflags = 0x00000040 -> 0x000000b3"]
+        );
+    }
+
+    #[test]
+    fn text_pins_match_the_printed_value() {
+        let list = AllowList::parse("globalstate (0)/runstate = 100 bytes -> 32 bytes\n").unwrap();
+        let c = change(
+            "runstate",
+            Some(Leaf::Bytes(vec![0; 100])),
+            Some(Leaf::Bytes(vec![0; 32])),
+        );
+        let mut c = c;
+        c.device = "globalstate (0)".into();
+        assert_eq!(list.rule_for(&c), Some(0));
     }
 
     #[test]

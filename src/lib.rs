@@ -18,6 +18,7 @@
 //! ```
 
 pub mod check;
+pub mod compare;
 pub mod decode;
 pub mod diff;
 pub mod error;

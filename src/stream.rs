@@ -91,6 +91,7 @@ pub fn decode_with_progress(
         dump: Dump {
             machine: None,
             capabilities: Vec::new(),
+            uuid: None,
             page_size: schema
                 .and_then(|s| s.page_size)
                 .unwrap_or(DEFAULT_PAGE_SIZE),
@@ -102,8 +103,10 @@ pub fn decode_with_progress(
                 commands: Vec::new(),
                 ram_chunks: 0,
                 vmdesc_len: trailer.map(|t| (data.len() - t.json_start) as u64),
+                ram_instance: None,
             },
             warnings: Vec::new(),
+            classes: None,
         },
         footers_seen: None,
         ram: None,
@@ -228,6 +231,15 @@ impl<'a, 's> Walker<'a, 's> {
             for node in &sub.body.fields {
                 collect_text(&node.value, &mut self.dump.capabilities);
             }
+            if sub.body.vmsd_name == "configuration/uuid" {
+                // 16 bytes: a buffer in the fixed layout, a uint8 array in a vmdesc.
+                let bytes: Vec<u8> = match sub.body.fields.first().map(|n| &n.value) {
+                    Some(Value::Bytes(b)) => b.clone(),
+                    Some(Value::Scalars(s)) if s.size() == 1 => s.values().map(|v| v as u8).collect(),
+                    _ => Vec::new(),
+                };
+                self.dump.uuid = Some(format_uuid(&bytes));
+            }
             if let Some(bits) = sub.body.fields.iter().find_map(|n| match n.value {
                 Value::Uint { value, .. } if n.name == "target_page_bits" => Some(value),
                 _ => None,
@@ -258,6 +270,7 @@ impl<'a, 's> Walker<'a, 's> {
                 )
                 .in_section(&key));
             }
+            self.dump.stream.ram_instance = Some(instance_id);
             self.iterative.insert(section_id, key.clone());
             self.read_ram_chunk(section_id, &key)?;
             return Ok(());
@@ -408,6 +421,19 @@ impl<'a, 's> Walker<'a, 's> {
         });
         Ok(())
     }
+}
+
+/// `8-4-4-4-12` hex digits, as `-uuid` takes it.
+fn format_uuid(bytes: &[u8]) -> String {
+    let hex = crate::hex::encode(bytes);
+    let mut out = String::with_capacity(36);
+    for (i, c) in hex.chars().enumerate() {
+        if matches!(i, 8 | 12 | 16 | 20) {
+            out.push('-');
+        }
+        out.push(c);
+    }
+    out
 }
 
 fn collect_text(value: &Value, out: &mut Vec<String>) {

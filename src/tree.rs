@@ -20,6 +20,9 @@ pub struct Dump {
     pub machine: Option<String>,
     /// Validated migration capabilities listed in the configuration (`x-ignore-shared`, ...).
     pub capabilities: Vec<String>,
+    /// The VM's UUID from the configuration, sent with the validate-uuid capability.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub uuid: Option<String>,
     /// Target page size used for RAM records.
     pub page_size: u64,
     /// Non-RAM sections, in stream order.
@@ -30,6 +33,17 @@ pub struct Dump {
     pub stream: StreamInfo,
     /// Things decoded with a fallback (unknown types, skipped data). Never silent.
     pub warnings: Vec<Warning>,
+    /// Set when this is not a stream but `-dump-vmstate` class descriptions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub classes: Option<ClassFile>,
+}
+
+/// What a `-dump-vmstate` file records beyond a vmdesc, and what it lacks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClassFile {
+    /// Whether fields carry their array lengths (`num`, QEMU >= 8.1): a field node's
+    /// `len` is then per element, its value the element count.
+    pub array_lengths: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -43,6 +57,10 @@ pub struct StreamInfo {
     pub ram_chunks: u64,
     /// Length of the vmdesc JSON in bytes, when it came from the stream itself.
     pub vmdesc_len: Option<u64>,
+    /// The instance id of the "ram" section (QEMU registers instance 0 and finds the
+    /// section by idstr and instance).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ram_instance: Option<u32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -88,8 +106,14 @@ impl Dump {
 impl Dump {
     /// The same dump with every value blanked, keeping names, types, sizes, array lengths,
     /// subsections, versions and RAM block sizes: what `--schema-only` compares.
-    pub fn without_values(&self) -> Dump {
+    /// `whole_arrays`: a `-dump-vmstate` field's size becomes that of all its elements.
+    pub fn without_values(&self, whole_arrays: bool) -> Dump {
         let mut dump = self.clone();
+        if whole_arrays {
+            for device in &mut dump.devices {
+                scale_arrays(&mut device.body);
+            }
+        }
         for device in &mut dump.devices {
             blank_struct(&mut device.body);
         }
@@ -98,6 +122,19 @@ impl Dump {
             (block.zero_pages, block.data_pages, block.opaque_pages) = (0, 0, 0);
         }
         dump
+    }
+}
+
+fn scale_arrays(s: &mut Struct) {
+    for node in &mut s.fields {
+        match &mut node.value {
+            Value::Uint { value, .. } => node.len = node.len.saturating_mul(*value),
+            Value::Struct(inner) => scale_arrays(inner),
+            _ => {}
+        }
+    }
+    for sub in &mut s.subsections {
+        scale_arrays(&mut sub.body);
     }
 }
 

@@ -1,18 +1,26 @@
 //! The JSON `qemu-system-* -M TYPE -dump-vmstate FILE` writes: every device class of a
 //! machine type with its static vmsd (all fields of all versions, all subsections, C sizes;
 //! no types, no values, no instances). Read into a value-less [`Dump`] so that
-//! `--schema-only` compares two of them with the same diff as two dumps.
+//! `--schema-only` compares two of them with the same diff as two dumps, and `check` replays
+//! a load against one.
 //!
-//! Devices are keyed by QOM type name (`e1000`), not by section idstr, so such files compare
-//! only with each other. Array lengths (`num`) are left out: QEMU writes them only since 8.1,
-//! so keeping them would make every array differ from a 7.2 file; fields compare by their
-//! per-element size, as vmstate-static-checker.py does.
+//! Classes are keyed by the name their sections carry on the wire, the vmsd name (`e1000`,
+//! `pciespscsi`), not by QOM type name (`am53c974`): a QOM rename changes nothing that
+//! travels; classes that share a vmsd are one entry where they describe it alike, else its
+//! instances in QOM name order. Array lengths (`num`) are kept as the
+//! field's value; QEMU writes them only since 8.1, so two files compare by whole-array size
+//! when both have them and by per-element size otherwise (as vmstate-static-checker.py
+//! does), and a layout difference is then undecided. A malformed class is skipped with a
+//! warning, not the whole file.
 
 use std::collections::HashMap;
 
 use serde_json::Value as Json;
 
-use crate::tree::{Device, Dump, Node, StreamInfo, Struct, Subsection, Value};
+use crate::tree::{ClassFile, Device, Dump, Node, StreamInfo, Struct, Subsection, Value, Warning};
+
+/// Name of the field that carries a vmsd's minimum_version_id.
+const MINIMUM: &str = "(minimum_version_id)";
 
 /// Builds a value-less dump from `-dump-vmstate` JSON.
 pub fn dump_from_vmstate(json: &Json) -> Result<Dump, String> {
@@ -21,40 +29,44 @@ pub fn dump_from_vmstate(json: &Json) -> Result<Dump, String> {
         .pointer("/vmschkmachine/Name")
         .and_then(Json::as_str)
         .map(String::from);
-    let mut devices = Vec::new();
+    let mut devices: Vec<Device> = Vec::new();
+    let mut warnings = Vec::new();
     for (key, entry) in map.iter().filter(|(k, _)| *k != "vmschkmachine") {
-        let desc = entry
-            .get("Description")
-            .ok_or_else(|| format!("{key}: no \"Description\""))?;
-        let mut body = struct_from(desc).map_err(|e| format!("{key}: {e}"))?;
-        // The oldest version the destination accepts matters as much as the newest.
-        if let Some(min) = entry.get("minimum_version_id").and_then(Json::as_u64) {
-            body.fields.insert(
-                0,
-                leaf(
-                    "(minimum_version_id)",
-                    "version",
-                    4,
-                    Value::Uint {
-                        value: min,
-                        size: 4,
-                    },
-                ),
-            );
+        match class_from(entry) {
+            Ok((version_id, body)) => {
+                // Classes sharing a vmsd (pci-piix3, PIIX3-xen: "PIIX3") send the same
+                // thing when their descriptions agree; the others are told apart by their
+                // QOM names' order, which a rename rarely changes.
+                let same_wire = devices.iter().filter(|d| d.idstr == body.vmsd_name);
+                if same_wire
+                    .clone()
+                    .any(|d| d.version_id == version_id && d.body == body)
+                {
+                    continue;
+                }
+                devices.push(Device {
+                    idstr: body.vmsd_name.clone(),
+                    instance_id: same_wire.count() as u32,
+                    section_id: 0,
+                    version_id,
+                    offset: 0,
+                    len: 0,
+                    body,
+                });
+            }
+            Err(e) => warnings.push(Warning {
+                offset: 0,
+                section: None,
+                message: format!("class {key}: {e}; skipped"),
+            }),
         }
-        devices.push(Device {
-            idstr: key.clone(),
-            instance_id: 0,
-            section_id: 0,
-            version_id: number(entry, "version_id")? as u32,
-            offset: 0,
-            len: 0,
-            body,
-        });
     }
+    let array_lengths = map.values().any(has_num);
     Ok(Dump {
+        classes: Some(ClassFile { array_lengths }),
         machine,
         capabilities: Vec::new(),
+        uuid: None,
         page_size: 0,
         devices,
         ram: Vec::new(),
@@ -64,9 +76,62 @@ pub fn dump_from_vmstate(json: &Json) -> Result<Dump, String> {
             commands: Vec::new(),
             ram_chunks: 0,
             vmdesc_len: None,
+            ram_instance: None,
         },
-        warnings: Vec::new(),
+        warnings,
     })
+}
+
+/// Whether any field under `v` has a `num` (QEMU >= 8.1 writes one for every array).
+fn has_num(v: &Json) -> bool {
+    match v {
+        Json::Object(map) => map.contains_key("num") || map.values().any(has_num),
+        Json::Array(items) => items.iter().any(has_num),
+        _ => false,
+    }
+}
+
+/// One class: its version and its description, the wire name as the vmsd name.
+fn class_from(entry: &Json) -> Result<(u32, Struct), String> {
+    let desc = entry.get("Description").ok_or("no \"Description\"")?;
+    let body = struct_from(desc)?;
+    if body.vmsd_name.is_empty() {
+        return Err("a Description without a name".into());
+    }
+    let version = number(entry, "version_id")?;
+    Ok((u32::try_from(version).map_err(|e| e.to_string())?, body))
+}
+
+/// The minimum_version_id of a vmsd read from `-dump-vmstate`, if it had one.
+pub fn minimum_version(body: &Struct) -> Option<u64> {
+    body.fields.iter().find_map(|n| match n.value {
+        Value::Uint { value, .. } if n.name == MINIMUM => Some(value),
+        _ => None,
+    })
+}
+
+/// What `-dump-vmstate` says of one field: from which version of its vmsd it is sent, and
+/// whether a `field_exists` test decides too.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FieldDesc {
+    pub since: u64,
+    pub conditional: bool,
+}
+
+impl FieldDesc {
+    /// The description of a field node built here (its type reads `field since vN` or
+    /// `field since vN, conditional`); `None` for other nodes.
+    pub fn of(node: &Node) -> Option<FieldDesc> {
+        let rest = node.type_name.strip_prefix("field since v")?;
+        let (since, conditional) = match rest.strip_suffix(", conditional") {
+            Some(since) => (since, true),
+            None => (rest, false),
+        };
+        Some(FieldDesc {
+            since: since.parse().ok()?,
+            conditional,
+        })
+    }
 }
 
 fn number(v: &Json, key: &str) -> Result<u64, String> {
@@ -122,11 +187,16 @@ fn struct_from(desc: &Json) -> Result<Struct, String> {
             "field since v{since}{}",
             if conditional { ", conditional" } else { "" }
         );
-        let value = match f.get("Description") {
-            Some(nested) => Value::Struct(Box::new(
+        // The element count, where the file has one, stands in the value.
+        let value = match (f.get("Description"), f.get("num").and_then(Json::as_u64)) {
+            (Some(nested), _) => Value::Struct(Box::new(
                 struct_from(nested).map_err(|e| format!("{name}: {e}"))?,
             )),
-            None => Value::Bytes(Vec::new()),
+            (None, Some(num)) => Value::Uint {
+                value: num,
+                size: 4,
+            },
+            (None, None) => Value::Bytes(Vec::new()),
         };
         nodes.push(leaf(&unique, &type_name, size, value));
     }
@@ -142,6 +212,14 @@ fn struct_from(desc: &Json) -> Result<Struct, String> {
             })
         })
         .collect::<Result<_, String>>()?;
+    // The oldest version the destination accepts matters as much as the newest.
+    if let Some(min) = desc.get("minimum_version_id").and_then(Json::as_u64) {
+        let value = Value::Uint {
+            value: min,
+            size: 4,
+        };
+        nodes.insert(0, leaf(MINIMUM, "version", 4, value));
+    }
     Ok(Struct {
         vmsd_name: desc
             .get("name")
@@ -159,7 +237,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn duplicate_names_are_numbered_and_array_lengths_left_out() {
+    fn duplicate_names_are_numbered_and_array_lengths_kept_apart() {
         let json: Json = serde_json::from_str(
             r#"{"vmschkmachine": {"Name": "pc-i440fx-7.2"},
                 "e1000": {"Name": "e1000", "version_id": 2, "minimum_version_id": 1,
@@ -181,8 +259,45 @@ mod tests {
             ["(minimum_version_id)", "config[0]", "config[1]", "regs"]
         );
         assert_eq!(body.fields[2].len, 4096);
-        assert_eq!(body.fields[3].value, Value::Bytes(Vec::new()));
-        assert_eq!(&*body.fields[3].type_name, "field since v2");
+        // The element count stands in the value; the size stays per element.
+        assert_eq!((body.fields[3].len, body.fields[3].value.clone()), (4, Value::Uint { value: 3, size: 4 }));
+        assert_eq!(
+            FieldDesc::of(&body.fields[3]),
+            Some(FieldDesc {
+                since: 2,
+                conditional: false
+            })
+        );
+        assert_eq!(FieldDesc::of(&body.fields[1]).map(|d| d.conditional), Some(true));
         assert_eq!(body.subsections[0].body.vmsd_name, "e1000/mit_state");
+        assert_eq!(dump.classes, Some(ClassFile { array_lengths: true }));
+        assert_eq!(minimum_version(body), Some(1));
+    }
+
+    #[test]
+    fn classes_are_keyed_by_wire_name_and_a_malformed_one_is_skipped() {
+        let json: Json = serde_json::from_str(
+            r#"{"am53c974": {"Name": "am53c974", "version_id": 2,
+                  "Description": {"name": "pciespscsi", "version_id": 2, "Fields": []}},
+                "cfi.pflash01": {"Name": "cfi.pflash01", "version_id": 1},
+                "dc390": {"Name": "dc390", "version_id": 2,
+                  "Description": {"name": "pciespscsi", "version_id": 2, "Fields": []}},
+                "sun-fdtwo": {"Name": "sun-fdtwo", "version_id": 2,
+                  "Description": {"name": "pciespscsi", "version_id": 1, "Fields": []}}}"#,
+        )
+        .unwrap();
+        let dump = dump_from_vmstate(&json).unwrap();
+        let keys: Vec<_> = dump
+            .devices
+            .iter()
+            .map(|d| (d.idstr.as_str(), d.instance_id))
+            .collect();
+        // am53c974 and dc390 send the same section; a third class that describes it
+        // otherwise is another instance.
+        assert_eq!(keys, [("pciespscsi", 0), ("pciespscsi", 1)]);
+        assert_eq!(dump.devices[1].body.version, Some(1));
+        assert_eq!(dump.warnings.len(), 1);
+        assert!(dump.warnings[0].message.contains("cfi.pflash01"));
+        assert_eq!(dump.classes, Some(ClassFile { array_lengths: false }));
     }
 }

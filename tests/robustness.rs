@@ -5,9 +5,8 @@
 //!
 //! `MIGDIFF_ROBUSTNESS_CASES=N` runs N flip cases per fixture instead of the default.
 
-use migdiff::diff::diff_dumps;
-use migdiff::filter::Filter;
-use migdiff::render::document::document;
+use migdiff::compare::{compare, Config};
+use migdiff::render::document::{document, View};
 use migdiff::{stream, Dump};
 
 const FIXTURES: &[&str] = &[
@@ -44,9 +43,9 @@ impl Rng {
 fn check(label: &str, data: &[u8], original: &Dump) {
     match stream::decode(data, None) {
         Ok(dump) => {
-            let changes = diff_dumps(original, &dump);
-            let _ = document(&dump, &Filter::none());
-            assert!(changes.len() < 1_000_000, "{label}");
+            let cmp = compare(original, &dump, &Config::default());
+            let _ = document(&dump, View::all());
+            assert!(cmp.findings.len() < 1_000_000, "{label}");
         }
         Err(err) => {
             assert!(

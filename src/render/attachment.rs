@@ -7,17 +7,16 @@ use std::io::{self, Write};
 
 use similar::ChangeTag;
 
-use super::report::{summary_rows, Counts, InputInfo, SUMMARY_COLUMNS};
+use super::report::{summary_rows, verdict, InputInfo, SUMMARY_COLUMNS};
 use super::unified::{Hunk, Labels};
-use crate::diff::Change;
+use crate::compare::Comparison;
 
 /// Everything a report shows.
 pub struct Report<'a> {
     pub labels: Labels<'a>,
     pub old: &'a InputInfo,
     pub new: &'a InputInfo,
-    pub counts: &'a Counts,
-    pub changes: &'a [Change],
+    pub comparison: &'a Comparison,
     pub notes: &'a [(&'a str, String)],
     pub hunks: &'a [Hunk],
 }
@@ -68,12 +67,12 @@ pub fn write_markdown(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
         "# migdiff report: `{}` vs `{}`\n",
         r.labels.old, r.labels.new
     )?;
-    writeln!(w, "**{}**\n", r.counts.verdict())?;
+    writeln!(w, "**{}**\n", verdict(&r.comparison.counts))?;
     writeln!(w, "| | old | new |\n|---|---|---|")?;
     for (label, old, new) in input_rows(r) {
         writeln!(w, "| {label} | `{}` | `{}` |", md_cell(&old), md_cell(&new))?;
     }
-    let rows = summary_rows(r.changes);
+    let rows = summary_rows(r.comparison);
     if !rows.is_empty() {
         let [p, s, v, ram] = SUMMARY_COLUMNS;
         writeln!(w, "\n## Differences by device\n\n| device | {p} | {s} | {v} | {ram} |\n|---|--:|--:|--:|--:|")?;
@@ -148,7 +147,7 @@ pub fn write_html(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
         w,
         "<h1>{}</h1>\n<p class=\"verdict\">{}</p>",
         html(&title),
-        html(&r.counts.verdict())
+        html(&verdict(&r.comparison.counts))
     )?;
     writeln!(w, "<table><tr><th></th><th>old</th><th>new</th></tr>")?;
     for (label, old, new) in input_rows(r) {
@@ -160,7 +159,7 @@ pub fn write_html(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
         )?;
     }
     writeln!(w, "</table>")?;
-    let rows = summary_rows(r.changes);
+    let rows = summary_rows(r.comparison);
     if !rows.is_empty() {
         writeln!(
             w,

@@ -6,6 +6,7 @@
 //! Nothing process-local (section ids, byte offsets) appears in it, so two dumps of the
 //! same state give the same text whatever QEMU build wrote them.
 
+use std::collections::HashSet;
 use std::fmt::Write as _;
 
 use xxhash_rust::xxh3::Xxh3;
@@ -16,26 +17,59 @@ use crate::explain;
 use crate::filter::Filter;
 use crate::tree::{Device, Dump, Node, Struct, Value};
 
-/// Lines of the normalized form, collected (for the unified diff).
-pub fn document(dump: &Dump, filter: &Filter) -> Vec<String> {
-    let mut lines = Vec::new();
-    write_document(dump, filter, &mut |line| lines.push(line.to_string()));
-    lines
+/// What of a dump a document shows: all of it, or what a comparison did not set aside.
+#[derive(Debug, Clone, Copy)]
+pub struct View<'a> {
+    /// Fields matched by an ignore pattern are left out; bytes it masks print as `..`.
+    pub filter: &'a Filter,
+    /// Subjects (`device/path`) left out with everything under them: the differences a
+    /// comparison allowed or tolerated.
+    pub quiet: &'a HashSet<String>,
 }
 
-/// The normalized form, one line at a time to `sink` (for `show`, which streams it).
-/// Fields the filter ignores are left out, and bytes it masks print as `..`, so ignored
-/// differences do not show in a diff of two documents.
-pub fn write_document(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) {
-    write_header(dump, filter, sink);
-    for device in dump.sorted_devices() {
-        write_device(device, filter, sink);
+impl View<'_> {
+    /// Everything.
+    pub fn all() -> View<'static> {
+        static NONE: std::sync::OnceLock<(Filter, HashSet<String>)> = std::sync::OnceLock::new();
+        let (filter, quiet) = NONE.get_or_init(Default::default);
+        View { filter, quiet }
+    }
+
+    fn is_empty(&self) -> bool {
+        self.filter.is_empty() && self.quiet.is_empty()
+    }
+
+    fn hides(&self, subject: &str) -> bool {
+        self.quiet.contains(subject) || self.filter.is_match(subject)
     }
 }
 
+/// Lines of the normalized form, collected (for the unified diff).
+pub fn document(dump: &Dump, view: View<'_>) -> Vec<String> {
+    let mut lines = Vec::new();
+    write_document(dump, view, &mut |line| lines.push(line.to_string()));
+    lines
+}
+
+/// The normalized form, one line at a time to `sink` (for `show`, which streams it), so
+/// differences set aside do not show in a diff of two documents.
+pub fn write_document(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
+    write_header(dump, view, sink);
+    for device in dump.sorted_devices() {
+        write_device(device, view, sink);
+    }
+}
+
+/// The section a document line heads (`[cpu (0)] version 17` → `cpu (0)`), if it is a
+/// header.
+pub fn header_name(line: &str) -> Option<&str> {
+    let rest = line.strip_prefix('[')?;
+    rest.find(']').and_then(|end| rest.get(..end))
+}
+
 /// `[stream]` and `[ram]`.
-fn write_header(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) {
-    let mut w = Writer::new(filter, sink);
+fn write_header(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
+    let mut w = Writer::new(view, sink);
     w.emit_str("[stream]");
     let commands: Vec<&str> = dump
         .stream
@@ -43,7 +77,7 @@ fn write_header(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) {
         .iter()
         .map(|c| c.name.as_str())
         .collect();
-    let stream_fields = [
+    let mut stream_fields = vec![
         (
             "machine",
             dump.machine.clone().unwrap_or_else(|| "(none)".into()),
@@ -52,6 +86,12 @@ fn write_header(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) {
         ("commands", commands.join(",")),
         ("page_size", dump.page_size.to_string()),
     ];
+    if let Some(uuid) = &dump.uuid {
+        stream_fields.insert(2, ("uuid", uuid.clone()));
+    }
+    if let Some(instance) = dump.stream.ram_instance.filter(|&i| i != 0) {
+        stream_fields.push(("ram_instance", instance.to_string()));
+    }
     for (name, value) in stream_fields {
         if !w.ignored("stream", name) {
             w.emit_str(&format!("  {name} = {value}"));
@@ -90,12 +130,12 @@ fn write_header(dump: &Dump, filter: &Filter, sink: &mut dyn FnMut(&str)) {
 }
 
 /// `[idstr (instance)] version N` and the device's fields.
-fn write_device(device: &Device, filter: &Filter, sink: &mut dyn FnMut(&str)) {
+fn write_device(device: &Device, view: View<'_>, sink: &mut dyn FnMut(&str)) {
     let name = device_name(device);
-    if !filter.is_empty() && filter.is_match(&name) {
+    if !view.is_empty() && view.hides(&name) {
         return;
     }
-    let mut w = Writer::new(filter, sink);
+    let mut w = Writer::new(view, sink);
     w.emit_str(&format!("[{name}] version {}", device.version_id));
     w.idstr = &device.idstr;
     w.device = name;
@@ -106,7 +146,8 @@ fn write_device(device: &Device, filter: &Filter, sink: &mut dyn FnMut(&str)) {
 /// (push a name, recurse, truncate): `show` prints tens of thousands of lines.
 struct Writer<'a, 's> {
     filter: &'a Filter,
-    /// False when the filter is empty: then no subject string is built per field.
+    quiet: &'a HashSet<String>,
+    /// False when the view shows everything: then no subject string is built per field.
     filtering: bool,
     sink: &'s mut dyn FnMut(&str),
     line: String,
@@ -118,10 +159,11 @@ struct Writer<'a, 's> {
 }
 
 impl<'a, 's> Writer<'a, 's> {
-    fn new(filter: &'a Filter, sink: &'s mut dyn FnMut(&str)) -> Self {
+    fn new(view: View<'a>, sink: &'s mut dyn FnMut(&str)) -> Self {
         Writer {
-            filter,
-            filtering: !filter.is_empty(),
+            filter: view.filter,
+            quiet: view.quiet,
+            filtering: !view.is_empty(),
             sink,
             line: String::with_capacity(128),
             path: String::with_capacity(64),
@@ -139,12 +181,16 @@ impl<'a, 's> Writer<'a, 's> {
         (self.sink)(&self.line);
     }
 
-    /// Whether the filter ignores `device/path` as a whole.
+    /// Whether the view leaves out `device/path` as a whole.
     fn ignored(&mut self, device: &str, path: &str) -> bool {
         self.filtering && {
             self.subject = subject(device, path);
-            self.filter.is_match(&self.subject)
+            self.hides_subject()
         }
+    }
+
+    fn hides_subject(&self) -> bool {
+        self.quiet.contains(&self.subject) || self.filter.is_match(&self.subject)
     }
 
     fn struct_lines(&mut self, s: &'a Struct) {
@@ -156,7 +202,7 @@ impl<'a, 's> Writer<'a, 's> {
         }
         for sub in &s.subsections {
             self.path.push_str(&sub.body.vmsd_name);
-            let skip = self.filtering && self.filter.is_match(&subject(&self.device, &self.path));
+            let skip = self.filtering && self.leaf_ignored();
             if !skip {
                 self.line.clear();
                 let version = sub.body.version.unwrap_or(0);
@@ -170,6 +216,12 @@ impl<'a, 's> Writer<'a, 's> {
     }
 
     fn node_lines(&mut self, node: &'a Node) {
+        if !self.quiet.is_empty() && {
+            self.subject = subject(&self.device, &self.path);
+            self.quiet.contains(&self.subject)
+        } {
+            return;
+        }
         match &node.value {
             Value::Struct(s) => {
                 self.path.push('.');
@@ -214,10 +266,10 @@ impl<'a, 's> Writer<'a, 's> {
         }
     }
 
-    /// Whether the filter ignores the field at the current path.
+    /// Whether the view leaves out the field at the current path.
     fn leaf_ignored(&mut self) -> bool {
         self.subject = subject(&self.device, &self.path);
-        self.filter.is_match(&self.subject)
+        self.hides_subject()
     }
 
     /// `  path = `, the start of a field's line.

@@ -3,8 +3,8 @@
 
 use std::io::{self, Write};
 
+use crate::compare::{Comparison, Disposition};
 use crate::diff::Change;
-use crate::gate::GateResult;
 use crate::render::report::describe;
 
 /// Escapes text for XML attributes and character data.
@@ -25,18 +25,22 @@ fn xml(text: &str) -> String {
     out
 }
 
-/// Writes the report. `devices` names every device of both dumps (`cpu (0)`, `stream`,
-/// `ram`), in the order the cases should appear.
-pub fn write_junit(
-    w: &mut dyn Write,
-    suite: &str,
-    devices: &[String],
-    gate: &GateResult,
-) -> io::Result<()> {
-    let failing = |device: &str| -> Vec<&Change> {
-        gate.failing.iter().filter(|c| c.device == device).collect()
+/// Writes the report: one case per section of either dump (`stream`, `ram`, `cpu (0)`, ...).
+pub fn write_junit(w: &mut dyn Write, suite: &str, cmp: &Comparison) -> io::Result<()> {
+    let devices = &cmp.devices;
+    let of = |device: &str, counted: bool| -> Vec<&Change> {
+        cmp.findings
+            .iter()
+            .filter(|f| f.change.device == device)
+            .filter(|f| match f.disposition {
+                Disposition::Counted => counted,
+                Disposition::Allowed { .. } | Disposition::Tolerated => !counted,
+                Disposition::Ignored { .. } => false,
+            })
+            .map(|f| &f.change)
+            .collect()
     };
-    let failures = devices.iter().filter(|d| !failing(d).is_empty()).count();
+    let failures = devices.iter().filter(|d| !of(d, true).is_empty()).count();
     writeln!(w, r#"<?xml version="1.0" encoding="UTF-8"?>"#)?;
     writeln!(
         w,
@@ -56,13 +60,8 @@ pub fn write_junit(
             xml(suite),
             xml(device)
         )?;
-        let changes = failing(device);
-        let allowed: Vec<&Change> = gate
-            .allowed
-            .iter()
-            .filter(|(c, _)| &c.device == device)
-            .map(|(c, _)| c)
-            .collect();
+        let changes = of(device, true);
+        let allowed = of(device, false);
         if changes.is_empty() && allowed.is_empty() {
             writeln!(w, "/>")?;
             continue;

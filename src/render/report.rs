@@ -6,128 +6,160 @@ use std::io::{self, Write};
 use serde::Serialize;
 
 use super::{Paint, Style};
-use crate::diff::{Change, ChangeClass, ChangeKind};
-use crate::gate::{AllowList, AllowRule, GateResult};
+use crate::compare::{Comparison, Counts, Disposition, Finding};
+use crate::diff::{Change, ChangeClass, ChangeKind, Leaf, Load, Shape};
+use crate::gate::{AllowList, AllowRule};
 
-/// Counts by class, for the verdict line, the summary and JSON.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
-pub struct Counts {
-    pub stream: usize,
-    pub devices: usize,
-    pub schema: usize,
-    pub values: usize,
-    pub ram: usize,
-    pub ignored: usize,
-    /// Differences an allow-list rule allowed.
-    pub allowed: usize,
-    /// Allow-list rules that allowed nothing.
-    pub stale_rules: usize,
-}
-
-impl Counts {
-    pub fn of(changes: &[Change], ignored: usize, allowed: usize, stale_rules: usize) -> Counts {
-        let mut c = Counts {
-            ignored,
-            allowed,
-            stale_rules,
-            ..Counts::default()
-        };
-        for change in changes {
-            match change.class {
-                ChangeClass::Stream => c.stream += 1,
-                ChangeClass::Device => c.devices += 1,
-                ChangeClass::Schema => c.schema += 1,
-                ChangeClass::Value => c.values += 1,
-                ChangeClass::Ram => c.ram += 1,
-            }
+/// One line: `12 differences: 2 schema, 8 values, 1 device, 1 RAM; 5 ignored`.
+pub fn verdict(counts: &Counts) -> String {
+    let mut parts = Vec::new();
+    for (n, what) in [
+        (counts.stream, "stream"),
+        (counts.devices, "device presence"),
+        (counts.schema, "schema"),
+        (counts.values, "value"),
+        (counts.ram, "RAM"),
+    ] {
+        if n > 0 {
+            parts.push(format!("{n} {what}"));
         }
-        c
     }
-
-    pub fn total(&self) -> usize {
-        self.stream + self.devices + self.schema + self.values + self.ram
+    let head = match counts.total() {
+        0 => "no differences".to_string(),
+        1 => format!("1 difference: {}", parts.join(", ")),
+        n => format!("{n} differences: {}", parts.join(", ")),
+    };
+    let mut tail = Vec::new();
+    if counts.breaking > 0 {
+        tail.push(format!("{} break forward migration", counts.breaking));
     }
-
-    /// One line: `12 differences: 2 schema, 8 values, 1 device, 1 RAM; 5 ignored`.
-    pub fn verdict(&self) -> String {
-        let mut parts = Vec::new();
-        for (n, what) in [
-            (self.stream, "stream"),
-            (self.devices, "device presence"),
-            (self.schema, "schema"),
-            (self.values, "value"),
-            (self.ram, "RAM"),
-        ] {
-            if n > 0 {
-                parts.push(format!("{n} {what}"));
-            }
+    for (n, what) in [
+        (counts.ignored, "ignored"),
+        (counts.allowed, "allowed"),
+        (counts.tolerated, "not breaking"),
+    ] {
+        if n > 0 {
+            tail.push(format!("{n} {what}"));
         }
-        let head = match self.total() {
-            0 => "no differences".to_string(),
-            1 => format!("1 difference: {}", parts.join(", ")),
-            n => format!("{n} differences: {}", parts.join(", ")),
-        };
-        let mut tail = Vec::new();
-        if self.ignored > 0 {
-            tail.push(format!("{} ignored", self.ignored));
-        }
-        if self.allowed > 0 {
-            tail.push(format!("{} allowed", self.allowed));
-        }
-        match self.stale_rules {
-            0 => {}
-            1 => tail.push("1 stale allow rule".into()),
-            n => tail.push(format!("{n} stale allow rules")),
-        }
-        if tail.is_empty() {
-            head
-        } else {
-            format!("{head}; {}", tail.join(", "))
-        }
+    }
+    match counts.stale_rules {
+        0 => {}
+        1 => tail.push("1 stale allow rule".into()),
+        n => tail.push(format!("{n} stale allow rules")),
+    }
+    if tail.is_empty() {
+        head
+    } else {
+        format!("{head}; {}", tail.join(", "))
     }
 }
 
-/// Describes one non-value change on one line (value changes are the diff hunks).
+fn text(leaf: &Option<Leaf>) -> String {
+    leaf.as_ref().map(Leaf::to_string).unwrap_or_default()
+}
+
+/// `buffer, 66 bytes`.
+fn shape(shape: &Option<Shape>) -> String {
+    shape
+        .as_ref()
+        .map(|s| {
+            let unit = if s.len == 1 { "byte" } else { "bytes" };
+            format!("{}, {} {unit}", s.type_name, s.len)
+        })
+        .unwrap_or_default()
+}
+
+/// Describes one change on one line.
 pub fn describe(change: &Change) -> String {
     let at = crate::diff::subject(&change.device, &change.path);
-    let old = change.old.as_deref().unwrap_or("");
-    let new = change.new.as_deref().unwrap_or("");
-    let note = change.note.as_deref().unwrap_or("");
+    let (old, new) = (text(&change.old), text(&change.new));
     match change.kind {
-        ChangeKind::Stream => format!("{at}: {old} -> {new}"),
-        ChangeKind::DeviceAdded => format!("{at}: only in new ({note})"),
-        ChangeKind::DeviceRemoved => format!("{at}: only in old ({note})"),
+        ChangeKind::DeviceAdded => format!("{at}: only in new ({new})"),
+        ChangeKind::DeviceRemoved => format!("{at}: only in old ({old})"),
         ChangeKind::VersionChanged => format!("{at}: version {old} -> {new}"),
-        ChangeKind::FieldAdded => format!("{at}: field added ({note}{})", value_suffix(new)),
-        ChangeKind::FieldRemoved => format!("{at}: field removed ({note}{})", value_suffix(old)),
-        ChangeKind::FieldRenamed => format!("{at}: {note}"),
-        ChangeKind::TypeChanged => format!("{at}: {note}"),
+        ChangeKind::FieldAdded => format!(
+            "{at}: field added ({}{})",
+            shape(&change.new_type),
+            value_suffix(&change.new)
+        ),
+        ChangeKind::FieldRemoved => format!(
+            "{at}: field removed ({}{})",
+            shape(&change.old_type),
+            value_suffix(&change.old)
+        ),
+        ChangeKind::FieldRenamed => format!(
+            "{at}: renamed from '{}'",
+            change.renamed_from.as_deref().unwrap_or("")
+        ),
+        ChangeKind::TypeChanged => {
+            let of = |s: &Option<Shape>| {
+                s.as_ref()
+                    .map(|s| format!("{} of {} bytes", s.type_name, s.len))
+                    .unwrap_or_default()
+            };
+            format!("{at}: {} -> {}", of(&change.old_type), of(&change.new_type))
+        }
         ChangeKind::SubsectionAdded => format!("{at}: subsection only in new"),
         ChangeKind::SubsectionRemoved => format!("{at}: subsection only in old"),
-        ChangeKind::LengthChanged => format!("{at}: {old} -> {new}"),
-        ChangeKind::Value => format!("{at}: {old} -> {new}"),
         ChangeKind::RamBlockAdded => format!("{at}: RAM block only in new ({new})"),
         ChangeKind::RamBlockRemoved => format!("{at}: RAM block only in old ({old})"),
         ChangeKind::RamBlockResized => format!("{at}: RAM block resized {old} -> {new}"),
-        ChangeKind::RamPages => format!(
-            "{at}: {new} of {old} differ, at offsets {}{}",
-            byte_ranges(&change.ranges),
-            change
-                .note
-                .as_deref()
-                .map(|n| format!(" ({n})"))
-                .unwrap_or_default()
-        ),
+        ChangeKind::RamBlockMoved => {
+            format!("{at}: RAM block at guest-physical {old} -> {new}")
+        }
+        ChangeKind::RamPages => {
+            let pages = change.pages.unwrap_or(crate::diff::PageCount {
+                changed: 0,
+                total: 0,
+                page_size: 0,
+            });
+            let (noun, verb) = match (pages.total, pages.changed) {
+                (1, _) => ("page", "differs"),
+                (_, 1) => ("pages", "differs"),
+                _ => ("pages", "differ"),
+            };
+            format!(
+                "{at}: {} of {} {noun} {verb}, at offsets {}",
+                pages.changed,
+                pages.total,
+                byte_ranges(&change.ranges)
+            )
+        }
+        _ => format!("{at}: {old} -> {new}"),
     }
 }
 
 /// ` = 0x01` after a field's shape; nothing for a value-less (schema-only) field or a long
 /// buffer, whose value text only repeats its size.
-fn value_suffix(value: &str) -> String {
-    if value.is_empty() || value.ends_with(" bytes") {
-        String::new()
+fn value_suffix(value: &Option<Leaf>) -> String {
+    match value {
+        Some(Leaf::Shape { .. }) | None => String::new(),
+        Some(Leaf::Bytes(b)) if b.len() > super::INLINE_BYTES => String::new(),
+        Some(leaf) => format!(" = {leaf}"),
+    }
+}
+
+/// `  [identical on the wire]`, `  [breaks forward: WHY]`: what a change does to loading;
+/// nothing for a plain state change.
+pub fn wire_note(change: &Change) -> String {
+    let wire = &change.wire;
+    let directions = |load: Load| -> Vec<&str> {
+        [("forward", wire.forward), ("backward", wire.backward)]
+            .into_iter()
+            .filter(|(_, l)| *l == load)
+            .map(|(d, _)| d)
+            .collect()
+    };
+    let label = match wire.worst() {
+        Load::Loads => return String::new(),
+        Load::Identical => "identical on the wire".to_string(),
+        Load::Breaks => format!("breaks {}", directions(Load::Breaks).join(" and ")),
+        Load::Undecided => format!("{} undecided", directions(Load::Undecided).join(" and ")),
+    };
+    if wire.why.is_empty() || wire.worst() == Load::Identical {
+        format!("  [{label}]")
     } else {
-        format!(" = {value}")
+        format!("  [{label}: {}]", wire.why)
     }
 }
 
@@ -145,31 +177,51 @@ fn byte_ranges(ranges: &[(u64, u64)]) -> String {
     parts.join(", ")
 }
 
-/// Notes about a comparison, each with its tag: every change that is not a plain value
-/// change (tagged by class), value changes migdiff can explain, then what an allow-list
-/// allowed and its stale rules.
-pub fn notes(
-    changes: &[Change],
-    gate: Option<(&GateResult, &AllowList)>,
-) -> Vec<(&'static str, String)> {
+/// Notes about a comparison, each with its tag: every counted change that is not a plain
+/// value change (tagged by class, with its wire impact), value changes migdiff can explain
+/// (all value changes when an allow list gates the comparison: every unexpected change is
+/// listed), then what the allow list allowed, its stale rules, and what was tolerated.
+pub fn notes(cmp: &Comparison, allow: Option<&AllowList>) -> Vec<(&'static str, String)> {
     let mut notes = Vec::new();
-    for change in changes.iter().filter(|c| c.class != ChangeClass::Value) {
-        notes.push((class_name(change.class), describe(change)));
+    let counted = || cmp.findings.iter().filter(|f| f.counted()).map(|f| &f.change);
+    for change in counted().filter(|c| c.class != ChangeClass::Value) {
+        notes.push((
+            class_name(change.class),
+            format!("{}{}", describe(change), wire_note(change)),
+        ));
     }
-    for change in changes.iter().filter(|c| c.class == ChangeClass::Value) {
-        if let Some(meaning) = &change.meaning {
-            notes.push(("value", format!("{}  ({meaning})", describe(change))));
+    for change in counted().filter(|c| c.class == ChangeClass::Value) {
+        match &change.meaning {
+            Some(meaning) => notes.push(("value", format!("{}  ({meaning})", describe(change)))),
+            None if allow.is_some() => notes.push(("value", describe(change))),
+            None => {}
         }
     }
-    if let Some((gate, allow)) = gate {
-        for (change, rule) in &gate.allowed {
-            let why = allow.rules.get(*rule).map(rule_label).unwrap_or_default();
-            notes.push(("allowed", format!("{} [{why}]", describe(change))));
+    let rule = |i: usize| allow.and_then(|a| a.rules.get(i));
+    for f in &cmp.findings {
+        match f.disposition {
+            Disposition::Allowed { rule: i } => {
+                let why = rule(i).map(rule_label).unwrap_or_default();
+                notes.push(("allowed", format!("{} [{why}]", describe(&f.change))));
+            }
+            // Of what does not break forward, what might is worth a line; what is
+            // identical or harmless is in the counts.
+            Disposition::Tolerated if f.change.wire.forward == Load::Undecided => notes.push((
+                "check",
+                format!("{}{}", describe(&f.change), wire_note(&f.change)),
+            )),
+            _ => {}
         }
-        for r in gate.stale.iter().filter_map(|&i| allow.rules.get(i)) {
+    }
+    for stale in &cmp.stale_rules {
+        if let Some(r) = rule(stale.rule) {
+            let seen = match stale.seen.as_slice() {
+                [] => String::new(),
+                seen => format!("; its pattern matched {}", seen.join(", ")),
+            };
             notes.push((
                 "stale",
-                format!("{} [{}]: allowed nothing", r.pattern, rule_label(r)),
+                format!("{} [{}]: allowed nothing{seen}", r.pattern, rule_label(r)),
             ));
         }
     }
@@ -183,7 +235,7 @@ pub fn write_preamble(
     counts: &Counts,
     style: Style,
 ) -> io::Result<()> {
-    let header = format!("migdiff: {}", counts.verdict());
+    let header = format!("migdiff: {}", verdict(counts));
     writeln!(w, "{}", style.paint(Paint::Header, &header))?;
     for (tag, text) in notes {
         writeln!(
@@ -213,11 +265,11 @@ fn class_name(class: ChangeClass) -> &'static str {
     }
 }
 
-/// Differences per device, in order of first appearance: presence (stream and device),
-/// schema, values, RAM.
-pub fn summary_rows(changes: &[Change]) -> Vec<(String, [usize; 4])> {
+/// Counted differences per section, in the comparison's order: presence (stream and
+/// device), schema, values, RAM.
+pub fn summary_rows(cmp: &Comparison) -> Vec<(String, [usize; 4])> {
     let mut rows: Vec<(String, [usize; 4])> = Vec::new();
-    for change in changes {
+    for change in cmp.counted() {
         let column = match change.class {
             ChangeClass::Stream | ChangeClass::Device => 0,
             ChangeClass::Schema => 1,
@@ -239,13 +291,8 @@ pub fn summary_rows(changes: &[Change]) -> Vec<(String, [usize; 4])> {
 pub const SUMMARY_COLUMNS: [&str; 4] = ["presence", "schema", "values", "ram"];
 
 /// `--format summary`: the [`summary_rows`] as a table, then the verdict.
-pub fn write_summary(
-    w: &mut dyn Write,
-    changes: &[Change],
-    counts: &Counts,
-    style: Style,
-) -> io::Result<()> {
-    let rows = summary_rows(changes);
+pub fn write_summary(w: &mut dyn Write, cmp: &Comparison, style: Style) -> io::Result<()> {
+    let rows = summary_rows(cmp);
     if !rows.is_empty() {
         let width = rows.iter().map(|r| r.0.len()).max().unwrap_or(0).max(6);
         let [p, s, v, r] = SUMMARY_COLUMNS;
@@ -258,7 +305,7 @@ pub fn write_summary(
             )?;
         }
     }
-    writeln!(w, "{}", counts.verdict())
+    writeln!(w, "{}", verdict(&cmp.counts))
 }
 
 /// One input as described in JSON output and reports.
@@ -285,10 +332,12 @@ pub struct DiffDocument<'a> {
     pub new: &'a InputInfo,
     pub identical: bool,
     pub counts: Counts,
-    /// Differences that fail: not ignored, not allowed.
-    pub changes: &'a [Change],
+    /// Differences that fail: not ignored, allowed or tolerated.
+    pub changes: Vec<&'a Change>,
     pub allowed: Vec<AllowedChange<'a>>,
-    pub stale_rules: Vec<&'a AllowRule>,
+    /// Differences that do not break forward migration, under `--fail-on breaking`.
+    pub tolerated: Vec<&'a Change>,
+    pub stale_rules: Vec<StaleRuleDoc<'a>>,
 }
 
 #[derive(Debug, Serialize)]
@@ -296,4 +345,60 @@ pub struct AllowedChange<'a> {
     #[serde(flatten)]
     pub change: &'a Change,
     pub rule: &'a AllowRule,
+}
+
+#[derive(Debug, Serialize)]
+pub struct StaleRuleDoc<'a> {
+    #[serde(flatten)]
+    pub rule: &'a AllowRule,
+    /// What the rule's pattern matched but its pins did not.
+    pub seen: &'a [String],
+}
+
+impl<'a> DiffDocument<'a> {
+    pub fn new(
+        cmp: &'a Comparison,
+        allow: Option<&'a AllowList>,
+        old: &'a InputInfo,
+        new: &'a InputInfo,
+    ) -> DiffDocument<'a> {
+        let with = |pick: fn(&Finding) -> bool| -> Vec<&'a Change> {
+            cmp.findings
+                .iter()
+                .filter(|f| pick(f))
+                .map(|f| &f.change)
+                .collect()
+        };
+        let rule = |i: usize| allow.and_then(|a| a.rules.get(i));
+        DiffDocument {
+            migdiff: env!("CARGO_PKG_VERSION"),
+            old,
+            new,
+            identical: cmp.counts.total() == 0,
+            counts: cmp.counts,
+            changes: with(Finding::counted),
+            allowed: cmp
+                .findings
+                .iter()
+                .filter_map(|f| match f.disposition {
+                    Disposition::Allowed { rule: i } => Some(AllowedChange {
+                        change: &f.change,
+                        rule: rule(i)?,
+                    }),
+                    _ => None,
+                })
+                .collect(),
+            tolerated: with(|f| f.disposition == Disposition::Tolerated),
+            stale_rules: cmp
+                .stale_rules
+                .iter()
+                .filter_map(|s| {
+                    Some(StaleRuleDoc {
+                        rule: rule(s.rule)?,
+                        seen: &s.seen,
+                    })
+                })
+                .collect(),
+        }
+    }
 }

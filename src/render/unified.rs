@@ -1,11 +1,15 @@
-//! A unified diff (`--- OLD`, `+++ NEW`, `@@` hunks) of two normalized documents, with the
-//! device header of each hunk after the `@@` (as `git diff` shows the enclosing function).
+//! A unified diff (`--- OLD`, `+++ NEW`, `@@` hunks) of two normalized documents, section by
+//! section for the sections a comparison counts differences in, with the device header of
+//! each hunk after the `@@` (as `git diff` shows the enclosing function).
 
+use std::collections::{HashMap, HashSet};
 use std::io::{self, Write};
+use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use similar::{capture_diff_slices_deadline, group_diff_ops, Algorithm, ChangeTag, DiffOp};
 
+use super::document::header_name;
 use super::{Paint, Style};
 
 /// Past this, the line diff stops searching for the smallest diff and returns a correct but
@@ -26,20 +30,78 @@ pub struct Hunk {
     pub lines: Vec<(ChangeTag, String)>,
 }
 
-/// The hunks of a line diff of two documents, with `context` lines around each change.
-pub fn hunks(old: &[String], new: &[String], context: usize) -> Vec<Hunk> {
+/// The hunks of each section in `sections` (display names, `cpu (0)`, in document order):
+/// the lines of that section in each document, aligned by field, with `context` lines
+/// around each change. Hunks never cross a section, so each belongs to the device it
+/// names; line numbers are those of the whole documents.
+pub fn section_hunks(
+    old: &[String],
+    new: &[String],
+    order: &[String],
+    sections: &HashSet<&str>,
+    context: usize,
+) -> Vec<Hunk> {
+    let (old_at, new_at) = (section_ranges(old, order), section_ranges(new, order));
+    let mut out = Vec::new();
+    for (i, name) in order.iter().enumerate() {
+        if !sections.contains(name.as_str()) {
+            continue;
+        }
+        let (ro, rn) = (old_at[i].clone(), new_at[i].clone());
+        let header = old
+            .get(ro.start)
+            .filter(|_| !ro.is_empty())
+            .or_else(|| new.get(rn.start).filter(|_| !rn.is_empty()))
+            .cloned()
+            .unwrap_or_default();
+        out.extend(hunks(&old[ro.clone()], &new[rn.clone()], (ro.start, rn.start), &header, context));
+    }
+    out
+}
+
+/// Per section of `order`, its lines in `doc`; a section the document lacks is the empty
+/// range where it would be.
+fn section_ranges(doc: &[String], order: &[String]) -> Vec<Range<usize>> {
+    let mut starts: HashMap<&str, usize> = HashMap::new();
+    for (i, line) in doc.iter().enumerate() {
+        if let Some(name) = header_name(line) {
+            starts.insert(name, i);
+        }
+    }
+    let mut ranges = Vec::with_capacity(order.len());
+    let mut end = 0;
+    for name in order {
+        match starts.get(name.as_str()) {
+            Some(&start) => {
+                let len = doc[start + 1..]
+                    .iter()
+                    .position(|l| header_name(l).is_some())
+                    .map_or(doc.len() - start, |n| n + 1);
+                end = start + len;
+                ranges.push(start..end);
+            }
+            None => ranges.push(end..end),
+        }
+    }
+    ranges
+}
+
+/// The hunks of a line diff of two stretches of documents that start at lines `at`.
+fn hunks(
+    old: &[String],
+    new: &[String],
+    at: (usize, usize),
+    header: &str,
+    context: usize,
+) -> Vec<Hunk> {
     let ops = line_ops(old, new);
     let mut out = Vec::new();
     for group in group_diff_ops(ops, context) {
         let (Some(first), Some(last)) = (group.first(), group.last()) else {
             continue;
         };
-        let old_range = first.old_range().start..last.old_range().end;
-        let new_range = first.new_range().start..last.new_range().end;
-        let device = enclosing_header(old, old_range.start)
-            .or_else(|| enclosing_header(new, new_range.start))
-            .unwrap_or_default()
-            .to_string();
+        let old_range = at.0 + first.old_range().start..at.0 + last.old_range().end;
+        let new_range = at.1 + first.new_range().start..at.1 + last.new_range().end;
         let lines = group
             .iter()
             .flat_map(|op| op.iter_changes(old, new))
@@ -51,7 +113,7 @@ pub fn hunks(old: &[String], new: &[String], context: usize) -> Vec<Hunk> {
                 hunk_range(&old_range),
                 hunk_range(&new_range)
             ),
-            device,
+            device: header.to_string(),
             lines,
         });
     }
@@ -256,21 +318,33 @@ fn hunk_range(range: &std::ops::Range<usize>) -> String {
     }
 }
 
-/// The nearest `[device]` header at or above `index`.
-fn enclosing_header(doc: &[String], index: usize) -> Option<&str> {
-    doc.get(..=index.min(doc.len().saturating_sub(1)))?
-        .iter()
-        .rev()
-        .find(|l| l.starts_with('['))
-        .map(String::as_str)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn doc(lines: &[&str]) -> Vec<String> {
         lines.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Every section of either document, in order (new's order, old-only ones after the
+    /// section they follow in old).
+    fn hunks(old: &[String], new: &[String], context: usize) -> Vec<Hunk> {
+        let names = |d: &[String]| -> Vec<String> {
+            d.iter().filter_map(|l| header_name(l)).map(String::from).collect()
+        };
+        let mut order = names(new);
+        let mut previous = 0;
+        for name in names(old) {
+            match order.iter().position(|n| *n == name) {
+                Some(at) => previous = at + 1,
+                None => {
+                    order.insert(previous, name);
+                    previous += 1;
+                }
+            }
+        }
+        let all: HashSet<&str> = order.iter().map(String::as_str).collect();
+        section_hunks(old, new, &order, &all, context)
     }
 
     #[test]

@@ -1,0 +1,254 @@
+//! The comparison every output renders: the differences of two dumps ([`diff`](crate::diff)),
+//! each with what became of it (counted, ignored, allowed by a rule, or tolerated because
+//! it does not break forward migration), the allow rules that allowed nothing, and the
+//! counts. Renderers only format a [`Comparison`]; none of them filters or counts again.
+
+use std::collections::HashSet;
+
+use serde::Serialize;
+
+use crate::diff::{diff_dumps, Change, ChangeClass, Load};
+use crate::filter::Filter;
+use crate::gate::AllowList;
+use crate::tree::Dump;
+
+/// Which differences fail a comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FailOn {
+    /// Every difference that is not ignored or allowed.
+    #[default]
+    Any,
+    /// Only differences that break forward migration (old's stream into new's QEMU); the
+    /// rest are listed as tolerated.
+    Breaking,
+}
+
+/// How two dumps are compared.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    /// Ignore patterns (defaults included when the caller wants them).
+    pub filter: Filter,
+    pub allow: Option<AllowList>,
+    pub fail_on: FailOn,
+    /// Compare descriptions only: values are blanked before the diff, RAM contents skipped.
+    pub schema_only: bool,
+}
+
+/// What became of one difference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case", tag = "status")]
+pub enum Disposition {
+    /// A difference that fails the comparison.
+    Counted,
+    /// Matched by an ignore pattern (index into the filter's patterns).
+    Ignored { pattern: usize },
+    /// Allowed by an allow rule (index into [`AllowList::rules`]).
+    Allowed { rule: usize },
+    /// Not breaking forward migration, under [`FailOn::Breaking`].
+    Tolerated,
+}
+
+/// A difference and what became of it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Finding {
+    #[serde(flatten)]
+    pub change: Change,
+    pub disposition: Disposition,
+}
+
+impl Finding {
+    pub fn counted(&self) -> bool {
+        self.disposition == Disposition::Counted
+    }
+}
+
+/// An allow rule that allowed nothing, and what its pattern did match (whose values the
+/// rule's pins did not).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StaleRule {
+    pub rule: usize,
+    /// `OLD -> NEW` of each difference the pattern matched, as printed.
+    pub seen: Vec<String>,
+}
+
+/// Counts by class of the counted differences, and of the rest by what became of them.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Counts {
+    pub stream: usize,
+    pub devices: usize,
+    pub schema: usize,
+    pub values: usize,
+    pub ram: usize,
+    pub ignored: usize,
+    /// Differences an allow-list rule allowed.
+    pub allowed: usize,
+    /// Differences that do not break forward migration, under `--fail-on breaking`.
+    pub tolerated: usize,
+    /// Allow-list rules that allowed nothing.
+    pub stale_rules: usize,
+    /// Counted differences that break loading forward (old's stream into new's QEMU).
+    pub breaking: usize,
+}
+
+impl Counts {
+    pub fn total(&self) -> usize {
+        self.stream + self.devices + self.schema + self.values + self.ram
+    }
+}
+
+/// Two dumps compared.
+#[derive(Debug, Clone, Serialize)]
+pub struct Comparison {
+    /// Every difference, in order: stream, RAM, then devices by `(idstr, instance)`.
+    pub findings: Vec<Finding>,
+    pub stale_rules: Vec<StaleRule>,
+    pub counts: Counts,
+    /// Every section of either dump by display name (`stream`, `ram`, `cpu (0)`, ...), in
+    /// the normalized order.
+    pub devices: Vec<String>,
+}
+
+impl Comparison {
+    /// The counted differences, the ones that fail.
+    pub fn counted(&self) -> impl Iterator<Item = &Change> {
+        self.findings
+            .iter()
+            .filter(|f| f.counted())
+            .map(|f| &f.change)
+    }
+
+    /// Whether nothing fails (under `strict`, a stale allow rule fails too).
+    pub fn passes(&self, strict: bool) -> bool {
+        self.counts.total() == 0 && !(strict && !self.stale_rules.is_empty())
+    }
+
+    /// Subjects of the differences that are neither counted nor ignored (allowed,
+    /// tolerated), on the old side and on the new: left out of the hunks, as ignored ones
+    /// are.
+    pub fn quiet_subjects(&self) -> (HashSet<String>, HashSet<String>) {
+        let mut old = HashSet::new();
+        let mut new = HashSet::new();
+        for f in &self.findings {
+            if matches!(
+                f.disposition,
+                Disposition::Allowed { .. } | Disposition::Tolerated
+            ) {
+                old.insert(f.change.old_subject());
+                new.insert(f.change.subject());
+            }
+        }
+        (old, new)
+    }
+}
+
+/// Compares two dumps under `config`.
+pub fn compare(old: &Dump, new: &Dump, config: &Config) -> Comparison {
+    let changes = if config.schema_only {
+        let (old, new) = schema_trees(old, new);
+        schema_changes(diff_dumps(&old, &new))
+    } else {
+        diff_dumps(old, new)
+    };
+    let mut used = vec![false; config.allow.as_ref().map_or(0, |a| a.rules.len())];
+    let mut findings = Vec::with_capacity(changes.len());
+    for change in changes {
+        let disposition = if let Some(pattern) = config.filter.covering(&change).first() {
+            Disposition::Ignored { pattern: *pattern }
+        } else if let Some(rule) = config.allow.as_ref().and_then(|a| a.rule_for(&change)) {
+            if let Some(u) = used.get_mut(rule) {
+                *u = true;
+            }
+            Disposition::Allowed { rule }
+        } else if config.fail_on == FailOn::Breaking && change.wire.forward != Load::Breaks {
+            Disposition::Tolerated
+        } else {
+            Disposition::Counted
+        };
+        findings.push(Finding {
+            change,
+            disposition,
+        });
+    }
+    let stale_rules = match &config.allow {
+        Some(allow) => (0..allow.rules.len())
+            .filter(|&i| !used[i])
+            .map(|rule| StaleRule {
+                rule,
+                seen: allow.seen_by(rule, findings.iter().map(|f| &f.change)),
+            })
+            .collect(),
+        None => Vec::new(),
+    };
+    let counts = count(&findings, stale_rules.len());
+    Comparison {
+        findings,
+        stale_rules,
+        counts,
+        devices: section_names(old, new),
+    }
+}
+
+/// The two trees `--schema-only` compares (and shows): values blanked, and `-dump-vmstate`
+/// fields sized as whole arrays when both files record array lengths.
+pub fn schema_trees(old: &Dump, new: &Dump) -> (Dump, Dump) {
+    let whole = |d: &Dump| d.classes.is_some_and(|c| c.array_lengths);
+    let whole_arrays = whole(old) && whole(new);
+    (
+        old.without_values(whole_arrays),
+        new.without_values(whole_arrays),
+    )
+}
+
+/// Without values, what remains is all description: array lengths and subsection sets
+/// included; RAM contents are not compared.
+fn schema_changes(changes: Vec<Change>) -> Vec<Change> {
+    changes
+        .into_iter()
+        .filter(|c| c.kind != crate::diff::ChangeKind::RamPages)
+        .map(|mut c| {
+            if c.class == ChangeClass::Value {
+                c.class = ChangeClass::Schema;
+            }
+            c
+        })
+        .collect()
+}
+
+fn count(findings: &[Finding], stale_rules: usize) -> Counts {
+    let mut c = Counts {
+        stale_rules,
+        ..Counts::default()
+    };
+    for f in findings {
+        match f.disposition {
+            Disposition::Ignored { .. } => c.ignored += 1,
+            Disposition::Allowed { .. } => c.allowed += 1,
+            Disposition::Tolerated => c.tolerated += 1,
+            Disposition::Counted => {
+                match f.change.class {
+                    ChangeClass::Stream => c.stream += 1,
+                    ChangeClass::Device => c.devices += 1,
+                    ChangeClass::Schema => c.schema += 1,
+                    ChangeClass::Value => c.values += 1,
+                    ChangeClass::Ram => c.ram += 1,
+                }
+                if f.change.wire.forward == Load::Breaks {
+                    c.breaking += 1;
+                }
+            }
+        }
+    }
+    c
+}
+
+/// `stream`, `ram`, then every device of either dump in normalized order.
+fn section_names(old: &Dump, new: &Dump) -> Vec<String> {
+    let mut devices: Vec<_> = old.sorted_devices();
+    devices.extend(new.sorted_devices());
+    devices.sort_by(|a, b| (&a.idstr, a.instance_id).cmp(&(&b.idstr, b.instance_id)));
+    devices.dedup_by(|a, b| a.idstr == b.idstr && a.instance_id == b.instance_id);
+    ["stream".to_string(), "ram".to_string()]
+        .into_iter()
+        .chain(devices.into_iter().map(crate::diff::device_name))
+        .collect()
+}
