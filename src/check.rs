@@ -170,11 +170,17 @@ fn check_configuration(c: &mut Checker, src: &Dump, dst: Destination<'_>) {
             c.refuse(
                 "configuration",
                 format!("Received capability '{cap}' is off, but on in source"),
-                Some(format!("migrate_set_capability {cap} on, before migrate-incoming")),
+                Some(format!(
+                    "migrate_set_capability {cap} on, before migrate-incoming"
+                )),
             );
         }
     }
-    for cap in d.capabilities.iter().filter(|c| !src.capabilities.contains(c)) {
+    for cap in d
+        .capabilities
+        .iter()
+        .filter(|c| !src.capabilities.contains(c))
+    {
         c.refuse(
             "configuration",
             format!("Capability '{cap}' is on, but received capability is off"),
@@ -314,7 +320,14 @@ fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump, class: Optio
 
 /// The first change at the same version that stops the load, or the first that leaves it
 /// undecided; a layout the two dumps cannot settle is replayed against the class.
-fn replay(c: &mut Checker, subject: &str, src: &Device, changes: &[Change], class: Option<&Device>, dst: &Device) {
+fn replay(
+    c: &mut Checker,
+    subject: &str,
+    src: &Device,
+    changes: &[Change],
+    class: Option<&Device>,
+    dst: &Device,
+) {
     let mut undecided = None;
     for change in changes {
         match change.wire.forward {
@@ -365,7 +378,12 @@ fn check_against_class(c: &mut Checker, device: &Device, class: &Device, local: 
     let subject = device_name(device);
     let version = u64::from(device.version_id);
     if device.version_id > class.version_id {
-        return too_new(c, device, class.version_id, Some(format!("class {}", class.idstr)));
+        return too_new(
+            c,
+            device,
+            class.version_id,
+            Some(format!("class {}", class.idstr)),
+        );
     }
     if let Some(min) = minimum_version(&class.body).filter(|&m| version < m) {
         return too_old(c, &subject, &class.body.vmsd_name, version, min);
@@ -421,7 +439,13 @@ fn replay_struct(
                 if let (Value::Struct(inner), Value::Struct(nested)) = (&node.value, &field.value) {
                     let local_inner = local.and_then(|l| child_struct(l, &node.name));
                     let nested_version = nested.version.unwrap_or(0);
-                    replay_struct(inner, nested, local_inner, nested_version, &format!("{path}."))?;
+                    replay_struct(
+                        inner,
+                        nested,
+                        local_inner,
+                        nested_version,
+                        &format!("{path}."),
+                    )?;
                 }
                 sent.next();
             }
@@ -497,7 +521,13 @@ fn replay_struct(
                 .find(|s| &s.body.vmsd_name == name)
                 .map(|s| &s.body)
         });
-        replay_struct(&sub.body, &known.body, local_sub, incoming, &format!("{prefix}{name}/"))?;
+        replay_struct(
+            &sub.body,
+            &known.body,
+            local_sub,
+            incoming,
+            &format!("{prefix}{name}/"),
+        )?;
     }
     Ok(())
 }

@@ -119,7 +119,7 @@ impl Comparison {
 
     /// Whether nothing fails (under `strict`, a stale allow rule fails too).
     pub fn passes(&self, strict: bool) -> bool {
-        self.counts.total() == 0 && !(strict && !self.stale_rules.is_empty())
+        self.counts.total() == 0 && (!strict || self.stale_rules.is_empty())
     }
 
     /// Subjects of the differences that are neither counted nor ignored (allowed,

@@ -89,7 +89,11 @@ impl ChangeKind {
 #[non_exhaustive]
 pub enum Leaf {
     /// An integer of `size` bytes; `value` sign-extended when `signed`.
-    Int { value: u64, size: u8, signed: bool },
+    Int {
+        value: u64,
+        size: u8,
+        signed: bool,
+    },
     Bool(bool),
     Bytes(Vec<u8>),
     /// A quoted string of the stream (a configuration capability).
@@ -103,7 +107,10 @@ pub enum Leaf {
     /// A section's or subsection's version_id.
     Version(u32),
     /// A device section: its version and its length in the stream.
-    Section { version: u32, len: u64 },
+    Section {
+        version: u32,
+        len: u64,
+    },
     /// A subsection that was sent.
     Present,
     /// A RAM block's used length.
@@ -111,7 +118,10 @@ pub enum Leaf {
     /// A guest-physical address.
     Address(u64),
     /// A field without a value (`--schema-only`, `-dump-vmstate`): its type and size.
-    Shape { type_name: String, len: u64 },
+    Shape {
+        type_name: String,
+        len: u64,
+    },
 }
 
 impl Leaf {
@@ -401,7 +411,10 @@ impl Change {
 
     /// The subject of the old side's lines: a renamed field's old path.
     pub fn old_subject(&self) -> String {
-        subject(&self.device, self.renamed_from.as_deref().unwrap_or(&self.path))
+        subject(
+            &self.device,
+            self.renamed_from.as_deref().unwrap_or(&self.path),
+        )
     }
 }
 
@@ -679,7 +692,13 @@ struct Ctx<'o> {
 }
 
 impl Ctx<'_> {
-    fn change(&self, kind: ChangeKind, path: &str, old: Option<&Node>, new: Option<&Node>) -> Change {
+    fn change(
+        &self,
+        kind: ChangeKind,
+        path: &str,
+        old: Option<&Node>,
+        new: Option<&Node>,
+    ) -> Change {
         Change {
             old: old.map(Leaf::of),
             new: new.map(Leaf::of),
@@ -712,9 +731,12 @@ pub fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
             new_offset: Some(new.offset),
             ..Change::new(ctx.device.clone(), "", ChangeKind::VersionChanged)
         };
-        change.wire = version_wire(&old.idstr, old.version_id, new.version_id, |idstr, v, local| {
-            format!("savevm: unsupported version {v} for '{idstr}' v{local}")
-        });
+        change.wire = version_wire(
+            &old.idstr,
+            old.version_id,
+            new.version_id,
+            |idstr, v, local| format!("savevm: unsupported version {v} for '{idstr}' v{local}"),
+        );
         ctx.out.push(change);
     }
     diff_struct(&old.body, &new.body, "", scope, &mut ctx);
@@ -954,23 +976,18 @@ impl Layout {
     /// has (a buffer whose length may travel in the stream).
     fn wire(&self, placement: Placement, change: &Change, scope: Scope) -> Option<Wire> {
         let (realigned, bytes_differ) = match placement {
-            Placement::Old(i) => (
-                self.realigned_after(Self::end(&self.old_starts, i)),
-                true,
-            ),
-            Placement::New(i) => (
-                self.realigned_after(Self::end(&self.new_starts, i)),
-                true,
-            ),
+            Placement::Old(i) => (self.realigned_after(Self::end(&self.old_starts, i)), true),
+            Placement::New(i) => (self.realigned_after(Self::end(&self.new_starts, i)), true),
             Placement::Both(i, j) => {
-                let (oe, ne) = (Self::end(&self.old_starts, i), Self::end(&self.new_starts, j));
+                let (oe, ne) = (
+                    Self::end(&self.old_starts, i),
+                    Self::end(&self.new_starts, j),
+                );
                 (self.realigned_after(oe.max(ne)), oe != ne)
             }
         };
         if !bytes_differ || realigned {
-            return Some(Wire::identical(
-                "the same bytes travel at the same places",
-            ));
+            return Some(Wire::identical("the same bytes travel at the same places"));
         }
         if change.wire.forward == Load::Undecided {
             return None;
@@ -1008,7 +1025,9 @@ fn describe_field(change: &Change) -> String {
             .unwrap_or_default()
     };
     match change.kind {
-        ChangeKind::FieldAdded => format!("{} ({}) only in new", change.path, shape(&change.new_type)),
+        ChangeKind::FieldAdded => {
+            format!("{} ({}) only in new", change.path, shape(&change.new_type))
+        }
         ChangeKind::FieldRemoved => {
             format!("{} ({}) only in old", change.path, shape(&change.old_type))
         }
@@ -1051,7 +1070,8 @@ fn diff_replaced(
 ) {
     let olds = &old.fields[old_index..old_index + old_len];
     let news = &new.fields[new_index..new_index + new_len];
-    let renamed = |i: usize| matches!((olds.get(i), news.get(i)), (Some(o), Some(n)) if same_shape(o, n));
+    let renamed =
+        |i: usize| matches!((olds.get(i), news.get(i)), (Some(o), Some(n)) if same_shape(o, n));
     for (i, o) in olds.iter().enumerate() {
         if let (true, Some(n)) = (renamed(i), news.get(i)) {
             let path = format!("{prefix}{}", n.name);
@@ -1086,7 +1106,10 @@ fn same_shape(a: &Node, b: &Node) -> bool {
 }
 
 fn is_integer(node: &Node) -> bool {
-    matches!(node.value, Value::Uint { .. } | Value::Int { .. } | Value::Bool(_))
+    matches!(
+        node.value,
+        Value::Uint { .. } | Value::Int { .. } | Value::Bool(_)
+    )
 }
 
 fn diff_node(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>) {
@@ -1106,7 +1129,13 @@ fn diff_node(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>
                 ctx.out.push(change);
             }
             let first = ctx.out.len();
-            diff_struct(o, n, &crate::tree::child_prefix(path), Scope::SameVersion, ctx);
+            diff_struct(
+                o,
+                n,
+                &crate::tree::child_prefix(path),
+                Scope::SameVersion,
+                ctx,
+            );
             if o.version != n.version {
                 // Each side describes the fields it sends at its own version; what the
                 // other reads may follow values in the stream (ESP's mig_version_id picks
@@ -1164,7 +1193,10 @@ fn diff_node(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>
                 change.wire = Wire::new(
                     Load::Breaks,
                     Load::Breaks,
-                    format!("{path} must be equal on both sides ({o} != {n}, \"{}\")", old.type_name),
+                    format!(
+                        "{path} must be equal on both sides ({o} != {n}, \"{}\")",
+                        old.type_name
+                    ),
                 );
             }
             if let (Value::Bytes(ob), Value::Bytes(nb)) = (o, n) {
@@ -1485,7 +1517,10 @@ mod tests {
         assert_eq!(changes[0].wire.worst(), Load::Loads);
         // One more byte at the same version: the destination reads past what was sent.
         assert_eq!(changes[1].wire.forward, Load::Breaks);
-        assert!(changes[1].wire.why.contains("c (uint8, 1 byte) only in new"));
+        assert!(changes[1]
+            .wire
+            .why
+            .contains("c (uint8, 1 byte) only in new"));
     }
 
     fn buffer(name: &str, len: u64) -> Node {

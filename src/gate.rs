@@ -43,7 +43,8 @@ fn pin_matches(pin: Option<&str>, value: Option<&Leaf>) -> bool {
         (Some("(none)"), value) => value.is_none(),
         (Some(_), None) => false,
         (Some(pin), Some(value)) => {
-            if let (Some(p), Some(v), Leaf::Int { .. }) = (parse_number(pin), value.as_u64(), value) {
+            if let (Some(p), Some(v), Leaf::Int { .. }) = (parse_number(pin), value.as_u64(), value)
+            {
                 return p == v || value.to_string() == pin;
             }
             value.to_string() == pin
@@ -136,8 +137,13 @@ impl AllowList {
 
     /// `OLD -> NEW` of each change that rule `rule`'s pattern covers: what a stale pinned
     /// rule saw instead of its pins.
-    pub fn seen_by<'c>(&self, rule: usize, changes: impl Iterator<Item = &'c Change>) -> Vec<String> {
-        let side = |leaf: &Option<Leaf>| leaf.as_ref().map_or("(none)".to_string(), Leaf::to_string);
+    pub fn seen_by<'c>(
+        &self,
+        rule: usize,
+        changes: impl Iterator<Item = &'c Change>,
+    ) -> Vec<String> {
+        let side =
+            |leaf: &Option<Leaf>| leaf.as_ref().map_or("(none)".to_string(), Leaf::to_string);
         changes
             .filter(|c| self.filter.covering(c).contains(&rule))
             .map(|c| format!("{} = {} -> {}", c.subject(), side(&c.old), side(&c.new)))
@@ -183,7 +189,10 @@ mod tests {
         assert_eq!(list.rule_for(&other), None);
         let cr0 = change("env.cr[0]", Some(int(0x60000010, 4)), Some(int(0x11, 4)));
         assert_eq!(list.rule_for(&cr0), Some(1));
-        assert_eq!(list.rule_for(&change("env.added", None, Some(int(1, 1)))), Some(2));
+        assert_eq!(
+            list.rule_for(&change("env.added", None, Some(int(1, 1)))),
+            Some(2)
+        );
         assert_eq!(
             list.seen_by(0, [&other].into_iter()),
             ["cpu (0)/env.hflags = 0x00000040 -> 0x000000b3"]

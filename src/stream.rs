@@ -235,7 +235,9 @@ impl<'a, 's> Walker<'a, 's> {
                 // 16 bytes: a buffer in the fixed layout, a uint8 array in a vmdesc.
                 let bytes: Vec<u8> = match sub.body.fields.first().map(|n| &n.value) {
                     Some(Value::Bytes(b)) => b.clone(),
-                    Some(Value::Scalars(s)) if s.size() == 1 => s.values().map(|v| v as u8).collect(),
+                    Some(Value::Scalars(s)) if s.size() == 1 => {
+                        s.values().map(|v| v as u8).collect()
+                    }
                     _ => Vec::new(),
                 };
                 self.dump.uuid = Some(format_uuid(&bytes));

@@ -260,7 +260,10 @@ mod tests {
         );
         assert_eq!(body.fields[2].len, 4096);
         // The element count stands in the value; the size stays per element.
-        assert_eq!((body.fields[3].len, body.fields[3].value.clone()), (4, Value::Uint { value: 3, size: 4 }));
+        assert_eq!(
+            (body.fields[3].len, body.fields[3].value.clone()),
+            (4, Value::Uint { value: 3, size: 4 })
+        );
         assert_eq!(
             FieldDesc::of(&body.fields[3]),
             Some(FieldDesc {
@@ -268,9 +271,17 @@ mod tests {
                 conditional: false
             })
         );
-        assert_eq!(FieldDesc::of(&body.fields[1]).map(|d| d.conditional), Some(true));
+        assert_eq!(
+            FieldDesc::of(&body.fields[1]).map(|d| d.conditional),
+            Some(true)
+        );
         assert_eq!(body.subsections[0].body.vmsd_name, "e1000/mit_state");
-        assert_eq!(dump.classes, Some(ClassFile { array_lengths: true }));
+        assert_eq!(
+            dump.classes,
+            Some(ClassFile {
+                array_lengths: true
+            })
+        );
         assert_eq!(minimum_version(body), Some(1));
     }
 
@@ -298,6 +309,11 @@ mod tests {
         assert_eq!(dump.devices[1].body.version, Some(1));
         assert_eq!(dump.warnings.len(), 1);
         assert!(dump.warnings[0].message.contains("cfi.pflash01"));
-        assert_eq!(dump.classes, Some(ClassFile { array_lengths: false }));
+        assert_eq!(
+            dump.classes,
+            Some(ClassFile {
+                array_lengths: false
+            })
+        );
     }
 }

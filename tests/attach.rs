@@ -186,7 +186,9 @@ fn schema_only_on_two_dump_vmstate_files() {
     ]);
     assert_eq!(code, 1);
     assert!(
-        out.contains("schema  hpet (0)/num_timers_save: renamed from 'num_timers'  [identical on the wire]"),
+        out.contains(
+            "schema  hpet (0)/num_timers_save: renamed from 'num_timers'  [identical on the wire]"
+        ),
         "{out}"
     );
     // A device class only one QEMU has is reported, not an error.
@@ -212,7 +214,10 @@ fn schema_only_on_dumps_ignores_values() {
     // Stopped against running: every value differs, the description does not. Only the
     // subsection sent once SeaBIOS has run SMM remains, and it does not break forward.
     let (code, out, _) = run(&["--schema-only", "pc10-stopped.mig", "pc10-running.mig"]);
-    assert_eq!((code, out.as_str()), (0, "migdiff: no differences; 1 not breaking\n"));
+    assert_eq!(
+        (code, out.as_str()),
+        (0, "migdiff: no differences; 1 not breaking\n")
+    );
     let (code, out, _) = run(&[
         "--schema-only",
         "--fail-on",

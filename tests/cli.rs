@@ -111,7 +111,19 @@ fn json_output_has_the_documented_fields() {
     assert_eq!(rename["device"], "hpet (0)");
     assert_eq!(rename["path"], "num_timers_save");
     assert_eq!(rename["class"], "schema");
-    assert_eq!(rename["note"], "renamed from 'num_timers'");
+    assert_eq!(rename["renamed_from"], "num_timers");
+    assert_eq!(rename["wire"]["forward"], "identical");
+    // Values are typed, with the text the other outputs print.
+    let runstate = doc["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["path"] == "has_vm_was_suspended")
+        .expect("an added field");
+    assert_eq!(runstate["new"]["type"], "int");
+    assert_eq!(runstate["new"]["value"], 1);
+    assert_eq!(runstate["new"]["text"], "0x01");
+    assert_eq!(runstate["new_type"]["len"], 1);
     assert!(rename["old_offset"].as_u64().unwrap() > 0);
 }
 
@@ -268,13 +280,11 @@ fn i386_against_x86_64_cpu_state_is_a_schema_change() {
             .unwrap_or_else(|| panic!("{path}"))
     };
     assert_eq!(find("env.eip")["kind"], "type_changed");
-    assert_eq!(
-        find("env.eip")["note"],
-        "uint64 of 8 bytes -> uint32 of 4 bytes"
-    );
+    assert_eq!(find("env.eip")["old_type"]["type"], "uint64");
+    assert_eq!(find("env.eip")["new_type"]["len"], 4);
     assert_eq!(find("env.regs")["kind"], "length_changed");
-    assert_eq!(find("env.regs")["old"], "16 elements");
-    assert_eq!(find("env.regs")["new"], "8 elements");
+    assert_eq!(find("env.regs")["old"]["value"], 16);
+    assert_eq!(find("env.regs")["new"]["text"], "8 elements");
     // Only the CPU differs.
     assert!(
         changes.iter().all(|c| c["device"] == "cpu (0)"),

@@ -183,7 +183,12 @@ fn byte_ranges(ranges: &[(u64, u64)]) -> String {
 /// listed), then what the allow list allowed, its stale rules, and what was tolerated.
 pub fn notes(cmp: &Comparison, allow: Option<&AllowList>) -> Vec<(&'static str, String)> {
     let mut notes = Vec::new();
-    let counted = || cmp.findings.iter().filter(|f| f.counted()).map(|f| &f.change);
+    let counted = || {
+        cmp.findings
+            .iter()
+            .filter(|f| f.counted())
+            .map(|f| &f.change)
+    };
     for change in counted().filter(|c| c.class != ChangeClass::Value) {
         notes.push((
             class_name(change.class),

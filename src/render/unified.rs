@@ -54,7 +54,13 @@ pub fn section_hunks(
             .or_else(|| new.get(rn.start).filter(|_| !rn.is_empty()))
             .cloned()
             .unwrap_or_default();
-        out.extend(hunks(&old[ro.clone()], &new[rn.clone()], (ro.start, rn.start), &header, context));
+        out.extend(hunks(
+            &old[ro.clone()],
+            &new[rn.clone()],
+            (ro.start, rn.start),
+            &header,
+            context,
+        ));
     }
     out
 }
@@ -330,7 +336,10 @@ mod tests {
     /// section they follow in old).
     fn hunks(old: &[String], new: &[String], context: usize) -> Vec<Hunk> {
         let names = |d: &[String]| -> Vec<String> {
-            d.iter().filter_map(|l| header_name(l)).map(String::from).collect()
+            d.iter()
+                .filter_map(|l| header_name(l))
+                .map(String::from)
+                .collect()
         };
         let mut order = names(new);
         let mut previous = 0;
