@@ -148,16 +148,46 @@ pub fn check(src: &Dump, dst: Destination<'_>) -> Verdict {
     }
 }
 
-/// savevm.c, configuration_post_load and its capability and UUID checks.
+/// savevm.c: the configuration section (qemu_loadvm_state_header) and
+/// configuration_post_load's checks, in QEMU's order: UUID (a subsection, loaded first),
+/// machine type, page size, capabilities.
 fn check_configuration(c: &mut Checker, src: &Dump, dst: Destination<'_>) {
     let Some(d) = dst.dump.or(dst.classes) else {
         return;
     };
-    if let (Some(s), Some(d)) = (&src.machine, &d.machine) {
-        if s != d {
+    let subject = "configuration";
+    if let Some(d) = dst.dump {
+        match (&src.machine, &d.machine) {
+            (None, Some(_)) => c.refuse(subject, "Configuration section missing".into(), None),
+            (Some(_), None) => c.refuse(
+                subject,
+                "Unknown savevm section type 7".into(),
+                Some("the destination does not expect a configuration section (send-configuration=off)".into()),
+            ),
+            _ => {}
+        }
+        match (&src.uuid, &d.uuid) {
+            (Some(s), Some(l)) if s != l => c.refuse(
+                subject,
+                format!("UUID received is {s} and local is {l}"),
+                None,
+            ),
+            (Some(_), None) => c.undecided(
+                subject,
+                "the stream carries a UUID: a destination with -uuid and validate-uuid refuses \
+                 one that is not its own, and its dump does not say whether it has them"
+                    .into(),
+                None,
+            ),
+            _ => {}
+        }
+    }
+    if let (Some(s), Some(l)) = (&src.machine, &d.machine) {
+        // A prefix compare of the received name's length.
+        if !l.starts_with(s.as_str()) {
             c.refuse(
-                "configuration",
-                format!("Machine type received is '{s}' and local is '{d}'"),
+                subject,
+                format!("Machine type received is '{s}' and local is '{l}'"),
                 None,
             );
         }
@@ -165,49 +195,53 @@ fn check_configuration(c: &mut Checker, src: &Dump, dst: Destination<'_>) {
     let Some(d) = dst.dump else {
         return;
     };
-    for cap in &src.capabilities {
-        if !d.capabilities.contains(cap) {
-            c.refuse(
-                "configuration",
-                format!("Received capability '{cap}' is off, but on in source"),
-                Some(format!(
-                    "migrate_set_capability {cap} on, before migrate-incoming"
-                )),
-            );
-        }
-    }
-    for cap in d
-        .capabilities
-        .iter()
-        .filter(|c| !src.capabilities.contains(c))
-    {
+    if src.page_size != d.page_size && d.page_size != 0 && src.page_size != 0 {
         c.refuse(
-            "configuration",
-            format!("Capability '{cap}' is on, but received capability is off"),
+            subject,
+            format!(
+                "Received TARGET_PAGE_BITS is {} but local is {}",
+                src.page_size.trailing_zeros(),
+                d.page_size.trailing_zeros()
+            ),
             None,
         );
     }
-    match (&src.uuid, &d.uuid) {
-        (Some(s), Some(d)) if s != d => c.refuse(
-            "configuration",
-            format!("UUID received is {s} and local is {d}"),
-            None,
-        ),
-        (Some(_), None) => c.undecided(
-            "configuration",
-            "the stream carries a UUID; a destination with validate-uuid on refuses one that \
-             is not its own, and the destination's dump does not say whether it has it on"
-                .into(),
-            None,
-        ),
-        _ => {}
+    let on_off = |on: bool| if on { "on" } else { "off" };
+    let mut caps: Vec<&String> = src.capabilities.iter().chain(&d.capabilities).collect();
+    caps.sort();
+    caps.dedup();
+    for cap in caps {
+        let (received, local) = (src.capabilities.contains(cap), d.capabilities.contains(cap));
+        if received != local {
+            c.refuse(
+                subject,
+                format!(
+                    "Capability {cap} is {}, but received capability is {}",
+                    on_off(local),
+                    on_off(received)
+                ),
+                received
+                    .then(|| format!("migrate_set_capability {cap} on, before migrate-incoming")),
+            );
+        }
     }
-    if src.page_size != d.page_size && d.page_size != 0 {
-        c.refuse(
-            "configuration",
+    if let Some(instance) = src.stream.ram_instance.filter(|&i| i != 0) {
+        c.refuse("ram", unknown_section_message("ram", instance), None);
+    }
+    let commands = |dump: &Dump| -> Vec<String> {
+        dump.stream
+            .commands
+            .iter()
+            .map(|c| c.name.clone())
+            .collect()
+    };
+    let local = commands(d);
+    for name in commands(src).iter().filter(|n| !local.contains(n)) {
+        c.undecided(
+            "stream",
             format!(
-                "target page size {} in the stream, {} here",
-                src.page_size, d.page_size
+                "the stream sends command {name}, which the destination's dump did not: QEMU \
+                 before 10.0 does not know SWITCHOVER_START (\"MIG_CMD 0xb unknown\")"
             ),
             None,
         );
@@ -247,7 +281,7 @@ fn check_ram(c: &mut Checker, src: &Dump, dst: &Dump) {
             if s != l {
                 c.refuse(
                     &subject,
-                    format!("Mismatched GPAs for block {}: {s:#x} != {l:#x}", block.name),
+                    crate::diff::gpa_mismatch_message(&block.name, s, l),
                     None,
                 );
             }
@@ -550,4 +584,88 @@ fn child_struct<'s>(s: &'s Struct, name: &str) -> Option<&'s Struct> {
 
 fn class_has(class: &Struct, name: &str) -> bool {
     class.fields.iter().any(|f: &Node| f.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// QEMU's own qtest scenario: x-ignore-shared and validate-uuid, GPAs per block.
+    fn ignore_shared() -> Dump {
+        let path = concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/testdata/pc10-ignore-shared.mig"
+        );
+        crate::stream::decode(&std::fs::read(path).unwrap(), None).unwrap()
+    }
+
+    fn refusals(src: &Dump, dst: &Dump) -> Vec<String> {
+        let verdict = check(
+            src,
+            Destination {
+                dump: Some(dst),
+                classes: None,
+            },
+        );
+        verdict
+            .reasons
+            .iter()
+            .filter(|r| r.severity == Severity::Refused)
+            .map(|r| r.message.clone())
+            .collect()
+    }
+
+    #[test]
+    fn the_same_dump_loads() {
+        let dump = ignore_shared();
+        let verdict = check(
+            &dump,
+            Destination {
+                dump: Some(&dump),
+                classes: None,
+            },
+        );
+        assert_eq!(verdict.answer, Answer::Loads, "{verdict:?}");
+    }
+
+    #[test]
+    fn metadata_qemu_checks_is_refused_in_its_words() {
+        let src = ignore_shared();
+        let mut dst = src.clone();
+        dst.uuid = Some("11111111-2222-3333-4444-000000000000".into());
+        dst.ram[2].addr = Some(0xfffe_0000);
+        dst.machine = Some("pc-i440fx-10.0-extra".into());
+        assert_eq!(
+            refusals(&src, &dst),
+            [
+                "UUID received is 11111111-2222-3333-4444-555555555555 and local is \
+                 11111111-2222-3333-4444-000000000000",
+                "Mismatched GPAs for block pc.bios 4294705152!= 4294836224",
+            ]
+        );
+        // The machine name is compared as a prefix of the received length, as QEMU does.
+        dst.machine = Some("pc-q35-10.0".into());
+        assert!(refusals(&src, &dst).contains(
+            &"Machine type received is 'pc-i440fx-10.0' and local is 'pc-q35-10.0'".into()
+        ));
+
+        let mut dst = src.clone();
+        dst.capabilities.clear();
+        let mut odd = src.clone();
+        odd.stream.ram_instance = Some(1);
+        odd.page_size = 16384;
+        assert_eq!(
+            refusals(&odd, &dst),
+            [
+                "Received TARGET_PAGE_BITS is 14 but local is 12",
+                "Capability x-ignore-shared is off, but received capability is on",
+                "Unknown savevm section or instance 'ram' 1. Make sure that your current VM setup \
+                 matches your saved VM setup, including any hotplugged devices",
+            ]
+        );
+        let mut none = src.clone();
+        none.machine = None;
+        assert_eq!(refusals(&none, &src)[0], "Configuration section missing");
+        assert_eq!(refusals(&src, &none)[0], "Unknown savevm section type 7");
+    }
 }

@@ -588,21 +588,34 @@ fn stream_change(path: &str, old: Leaf, new: Leaf, wire: Wire) -> Change {
 fn diff_stream(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
     let label = |s: Option<&str>| Leaf::Label(s.unwrap_or("(none)").to_string());
     if old.machine != new.machine {
-        let why = format!(
-            "Machine type received is '{}' and local is '{}'",
-            old.machine.as_deref().unwrap_or(""),
-            new.machine.as_deref().unwrap_or("")
-        );
+        let wire = match (&old.machine, &new.machine) {
+            (Some(o), Some(n)) => Wire::new(
+                Load::Breaks,
+                Load::Breaks,
+                format!("Machine type received is '{o}' and local is '{n}'"),
+            ),
+            // One side sends no configuration section (Xen, send-configuration=off).
+            (None, _) => Wire::new(
+                Load::Breaks,
+                Load::Breaks,
+                "Configuration section missing; backward: Unknown savevm section type 7",
+            ),
+            (_, None) => Wire::new(
+                Load::Breaks,
+                Load::Breaks,
+                "Unknown savevm section type 7; backward: Configuration section missing",
+            ),
+        };
         out.push(stream_change(
             "machine",
             label(old.machine.as_deref()),
             label(new.machine.as_deref()),
-            Wire::new(Load::Breaks, Load::Breaks, why),
+            wire,
         ));
     }
     if old.capabilities != new.capabilities {
-        let why = "the configuration's capability list must match the destination's \
-                   (configuration_validate_capabilities)";
+        let why = "QEMU refuses a validated capability (x-ignore-shared, mapped-ram) that is on \
+                   at one end only (\"Capability ... is off, but received capability is on\")";
         out.push(stream_change(
             "capabilities",
             Leaf::Label(old.capabilities.join(",")),
@@ -631,11 +644,22 @@ fn diff_stream(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
             .join(",")
     };
     if commands(old) != commands(new) {
+        // A destination skips a command it knows; QEMU before 10.0 does not know
+        // SWITCHOVER_START, which machine types from 10.0 send.
+        let why = "a QEMU that does not know a command refuses it (\"MIG_CMD 0xb unknown\" for \
+                   SWITCHOVER_START before QEMU 10.0)";
+        let more = |a: &Dump, b: &Dump| {
+            a.stream
+                .commands
+                .iter()
+                .any(|c| !b.stream.commands.iter().any(|d| d.name == c.name))
+        };
+        let direction = |extra: bool| if extra { Load::Undecided } else { Load::Loads };
         out.push(stream_change(
             "commands",
             Leaf::Label(commands(old)),
             Leaf::Label(commands(new)),
-            Wire::loads(),
+            Wire::new(direction(more(old, new)), direction(more(new, old)), why),
         ));
     }
     if old.page_size != new.page_size {
@@ -1187,17 +1211,12 @@ fn diff_node(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>
         (o, n) if o != n => {
             let mut change = ctx.change(ChangeKind::Value, path, Some(old), Some(new));
             change.meaning = meaning(ctx, path, old, new);
-            if old.type_name.ends_with(" equal") {
-                // vmstate-types.c, get_*_equal: the destination's value must be the one sent.
-                let (o, n) = (Leaf::of(old), Leaf::of(new));
-                change.wire = Wire::new(
-                    Load::Breaks,
-                    Load::Breaks,
-                    format!(
-                        "{path} must be equal on both sides ({o} != {n}, \"{}\")",
-                        old.type_name
-                    ),
-                );
+            if let (true, Some(o), Some(n)) =
+                (old.type_name.ends_with(" equal"), as_u64(old), as_u64(new))
+            {
+                // vmstate-types.c, get_*_equal: the value sent must be the destination's own;
+                // QEMU prints the local value first.
+                change.wire = Wire::new(Load::Breaks, Load::Breaks, format!("{n:x} != {o:x}"));
             }
             if let (Value::Bytes(ob), Value::Bytes(nb)) = (o, n) {
                 change.ranges = byte_ranges(ob, nb);
@@ -1300,6 +1319,15 @@ pub fn size_mismatch_message(block: &str, incoming: u64, local: u64) -> String {
     format!("Size mismatch: {block}: {incoming:#x} != {local:#x}")
 }
 
+/// QEMU's words for a RAM block at another guest-physical address (ram.c, parse_ramblock;
+/// decimal, and no space before `!=`, as QEMU prints it).
+pub fn gpa_mismatch_message(block: &str, incoming: u64, local: u64) -> String {
+    format!(
+        "Mismatched GPAs for block {block} {}!= {}",
+        incoming as i64, local as i64
+    )
+}
+
 /// QEMU's words for a RAM block the destination lacks (ram.c, parse_ramblock).
 pub fn unknown_ramblock_message(block: &str) -> String {
     format!("Unknown ramblock \"{block}\", cannot accept migration")
@@ -1325,12 +1353,7 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
         if o.addr != n.addr {
             let addr = |b: &RamBlock| b.addr.map(Leaf::Address);
             let mut change = ram_change(o, ChangeKind::RamBlockMoved, addr(o), addr(n));
-            let why = format!(
-                "Mismatched GPAs for block {}: {:#x} != {:#x}",
-                o.name,
-                o.addr.unwrap_or(0),
-                n.addr.unwrap_or(0)
-            );
+            let why = gpa_mismatch_message(&o.name, o.addr.unwrap_or(0), n.addr.unwrap_or(0));
             change.wire = Wire::new(Load::Breaks, Load::Breaks, why);
             out.push(change);
         }
