@@ -1,27 +1,28 @@
-//! Command-line arguments (clap) and the commands they run. No clap type leaves this file.
+//! Command-line arguments (clap), turned into each command's configuration, and the
+//! renderer each output format picks. No clap type leaves this file; inputs are loaded in
+//! `inputs.rs`, compared and checked in the library.
 
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::MultiProgress;
 
 use std::collections::HashSet;
 
+use crate::inputs::{export_of, load, load_desc, output, LoadOptions, Loaded, VMSTATE_CONTAINER};
+
 use migdiff::check::{Answer, Destination, Severity};
 use migdiff::compare::{compare, schema_trees, Comparison, Config, FailOn};
-use migdiff::export::{is_json, json_kind, Export, JsonKind};
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use migdiff::gate::AllowList;
-use migdiff::input::{Container, Input};
 use migdiff::render::attachment::{write_html, write_markdown, Report};
 use migdiff::render::document::{document, write_document, View};
 use migdiff::render::junit::write_junit;
-use migdiff::render::report::{self, DiffDocument, InputInfo};
+use migdiff::render::report::{self, DiffDocument};
 use migdiff::render::unified::{section_hunks, write_unified, Hunk, Labels};
 use migdiff::render::Style;
-use migdiff::{stream, Dump, Schema};
 
 /// What the process reports, as diff(1) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -307,182 +308,9 @@ pub fn run() -> Result<Outcome> {
     }
 }
 
-fn load_desc(common: &CommonArgs) -> Result<Option<Schema>> {
-    let Some(path) = &common.desc else {
-        return Ok(None);
-    };
-    let input = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
-    let data = input.stream();
-    let schema = if is_json(data) {
-        migdiff::vmdesc::parse(data, 0)
-    } else {
-        stream::schema_of(data)
-    };
-    schema
-        .map(Some)
-        .with_context(|| format!("{}: taking the description", path.display()))
-}
-
-/// One decoded input, and how to describe it.
-struct Loaded {
-    dump: Dump,
-    info: InputInfo,
-    /// The stream's bytes and container, kept for exports.
-    input: Input,
-}
-
-/// What a caller needs from an input beyond the decoded dump.
-#[derive(Clone, Copy, Default)]
-struct LoadOptions {
-    /// Accept `-dump-vmstate` JSON (it has no values).
-    schema: bool,
-    /// Compute the stream's SHA-256 (reads every byte again).
-    hash: bool,
-}
-
-/// Inputs at least this large get a progress bar (on a terminal only).
-const PROGRESS_THRESHOLD: usize = 256 << 20;
-
-/// A progress bar for decoding `name`, drawn on stderr when it is a terminal and the
-/// input is large; never in pipes or CI logs.
-fn progress_bar(bars: &MultiProgress, name: &str, len: usize) -> Option<ProgressBar> {
-    if len < PROGRESS_THRESHOLD || !io::stderr().is_terminal() {
-        return None;
-    }
-    let style =
-        ProgressStyle::with_template("{msg:30!} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-            .ok()?;
-    let bar = bars.add(
-        ProgressBar::new(len as u64)
-            .with_style(style)
-            .with_message(name.to_string()),
-    );
-    Some(bar)
-}
-
-fn load(
-    path: &Path,
-    desc: Option<&Schema>,
-    opts: LoadOptions,
-    bars: &MultiProgress,
-) -> Result<Loaded> {
-    let name = path.display().to_string();
-    let input = Input::open(path).with_context(|| format!("reading {name}"))?;
-    let data = input.stream();
-    let (dump, container) = if is_json(data) {
-        load_json(data, &name, opts)?
-    } else {
-        let bar = progress_bar(bars, &name, data.len());
-        let mut advance = |offset: u64| {
-            // What is decoded is not read again: keep it out of our resident set.
-            input.release(offset);
-            if let Some(bar) = &bar {
-                bar.set_position(offset);
-            }
-        };
-        let decoded = stream::decode_with_progress(data, desc, &mut advance);
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
-        }
-        let dump = decoded.with_context(|| match &input.container {
-            Container::Raw => name.clone(),
-            container => format!("{name} ({container}; offsets count from the stream's start)"),
-        })?;
-        if input.container != Container::Raw {
-            eprintln!("migdiff: note: {name}: {}", input.container);
-        }
-        (dump, input.container.to_string())
-    };
-    for w in &dump.warnings {
-        let section = w
-            .section
-            .as_ref()
-            .map(|s| format!(" in section {s}"))
-            .unwrap_or_default();
-        eprintln!(
-            "migdiff: warning: {name}: at byte {:#x}{section}: {}",
-            w.offset, w.message
-        );
-    }
-    let info = InputInfo {
-        path: name,
-        size: data.len() as u64,
-        machine: dump.machine.clone(),
-        devices: dump.devices.len(),
-        vmdesc_bytes: dump.stream.vmdesc_len,
-        container,
-        sha256: opts.hash.then(|| migdiff::export::sha256_hex(data)),
-    };
-    Ok(Loaded { dump, info, input })
-}
-
-/// How a `-dump-vmstate` input is described (and recognized) once loaded.
-const VMSTATE_CONTAINER: &str = "-dump-vmstate description";
-
-/// A JSON input: an export (a dump), or with `--schema-only` a `-dump-vmstate` file.
-fn load_json(data: &[u8], name: &str, opts: LoadOptions) -> Result<(Dump, String)> {
-    let kind = json_kind(data)
-        .with_context(|| format!("{name}: not a migration stream, and not valid JSON"))?;
-    match kind {
-        JsonKind::Export => {
-            // Straight into the tree: a generic JSON value first took 25 times the file's
-            // size in memory.
-            let export: Export = serde_json::from_slice(data)
-                .with_context(|| format!("{name}: bad migdiff export"))?;
-            let container = format!("migdiff export of {}", export.source.path);
-            Ok((export.dump, container))
-        }
-        JsonKind::DumpVmstate if opts.schema => {
-            let json: serde_json::Value = serde_json::from_slice(data)
-                .with_context(|| format!("{name}: bad -dump-vmstate file"))?;
-            let dump = migdiff::vmstate_dump::dump_from_vmstate(&json)
-                .map_err(|e| anyhow::anyhow!("{name}: bad -dump-vmstate file: {e}"))?;
-            Ok((dump, VMSTATE_CONTAINER.into()))
-        }
-        JsonKind::DumpVmstate => {
-            anyhow::bail!("{name} is -dump-vmstate output: it has descriptions but no state; compare two of them with --schema-only")
-        }
-        JsonKind::Vmdesc => {
-            anyhow::bail!("{name} is a vmdesc (a description without state): pass it with --desc for a dump that lacks one")
-        }
-        JsonKind::Unknown => {
-            anyhow::bail!("{name}: JSON, but not a migdiff export or -dump-vmstate file")
-        }
-    }
-}
-
-fn output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
-    Ok(match path {
-        Some(p) => Box::new(BufWriter::new(
-            std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
-        )),
-        None => Box::new(BufWriter::new(io::stdout().lock())),
-    })
-}
-
-fn export_of(loaded: Loaded) -> Export {
-    if let Some(container) = loaded.info.container.strip_prefix("migdiff export of ") {
-        // Re-exporting an export keeps the original source.
-        let mut export = Export::new(
-            loaded.dump,
-            &loaded.info.path,
-            loaded.input.stream(),
-            String::new(),
-        );
-        export.source.container = format!("migdiff export of {container}");
-        return export;
-    }
-    Export::new(
-        loaded.dump,
-        &loaded.info.path,
-        loaded.input.stream(),
-        loaded.info.container,
-    )
-}
-
 /// One input for `show` and `export`, with its --desc.
 fn load_single(file: &Path, common: &CommonArgs) -> Result<Loaded> {
-    let desc = load_desc(common)?;
+    let desc = load_desc(common.desc.as_deref())?;
     load(
         file,
         desc.as_ref(),
@@ -628,7 +456,7 @@ fn compared(args: &CompareArgs, hash: bool) -> Result<Compared> {
         anyhow::bail!("need two dumps: migdiff OLD NEW (see --help)");
     };
     let config = compare_config(args)?;
-    let desc = load_desc(&args.common)?;
+    let desc = load_desc(args.common.desc.as_deref())?;
     let opts = LoadOptions {
         schema: args.schema_only,
         hash,
@@ -709,7 +537,7 @@ fn report(args: &ReportArgs) -> Result<Outcome> {
 }
 
 fn check(args: &CheckArgs) -> Result<Outcome> {
-    let desc = load_desc(&args.common)?;
+    let desc = load_desc(args.common.desc.as_deref())?;
     let schema = LoadOptions {
         schema: true,
         hash: false,

@@ -6,14 +6,24 @@
 //! 1. [`input`]: file, pipe or compressed container → stream bytes.
 //! 2. [`vmdesc`]: the JSON description QEMU appends after the stream → [`Schema`].
 //! 3. [`stream`] (with [`decode`] and [`ram`]): stream bytes + schema → [`Dump`].
-//! 4. [`diff`]: two dumps → a list of [`Change`](diff::Change)s.
-//! 5. [`render`]: dumps and changes → text, unified diff, JSON.
+//! 4. [`diff`]: two dumps → typed [`Change`](diff::Change)s, each with its wire impact.
+//! 5. [`compare`]: changes + ignores, allow rules, `--fail-on` → a
+//!    [`Comparison`](compare::Comparison), which every output renders; [`check`] replays
+//!    QEMU's loader instead, for a [`Verdict`](check::Verdict).
+//! 6. [`render`] (with [`explain`] for what fields mean): a comparison and the two trees →
+//!    unified diff, summary, JSON, JUnit, Markdown, HTML.
 //!
-//! ```no_run
-//! let old = migdiff::stream::decode(&std::fs::read("old.mig")?, None)?;
-//! let new = migdiff::stream::decode(&std::fs::read("new.mig")?, None)?;
-//! let changes = migdiff::diff::diff_dumps(&old, &new);
-//! println!("{} differences", changes.len());
+//! ```
+//! use migdiff::compare::{compare, Config};
+//! use migdiff::diff::Load;
+//!
+//! let old = migdiff::stream::decode(&std::fs::read("testdata/pc72-qemu72.mig")?, None)?;
+//! let new = migdiff::stream::decode(&std::fs::read("testdata/pc72-qemu10.mig")?, None)?;
+//! let cmp = compare(&old, &new, &Config::default());
+//! // QEMU 10.0 renamed hpet's num_timers: a schema change that changes nothing on the wire.
+//! let rename = cmp.counted().find(|c| c.path == "num_timers_save").unwrap();
+//! assert_eq!(rename.wire.forward, Load::Identical);
+//! assert_eq!(cmp.counts.breaking, 0);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 

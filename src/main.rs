@@ -2,6 +2,7 @@
 //! (0 same, 1 different, 2 trouble), print any error chain once.
 
 mod cli;
+mod inputs;
 
 use std::process::ExitCode;
 
