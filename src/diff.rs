@@ -1102,9 +1102,6 @@ fn diff_replaced(
             let mut change = field_change(ctx, ChangeKind::FieldRenamed, prefix, Some(o), Some(n));
             change.path.clone_from(&path);
             change.renamed_from = Some(format!("{prefix}{}", o.name));
-            if o.value == n.value {
-                (change.old, change.new) = (None, None);
-            }
             change.wire = Wire::identical("names do not travel");
             ctx.out.push(change);
             if o.value != n.value {

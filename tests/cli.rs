@@ -291,3 +291,75 @@ fn i386_against_x86_64_cpu_state_is_a_schema_change() {
         "{changes:?}"
     );
 }
+
+/// Every renderer formats the same comparison: QEMU 7.2 against 10.0 on pc-i440fx-7.2, with
+/// an allow list that allows some of it and has a stale pinned rule, so that counted,
+/// allowed and stale all show.
+mod renderers {
+    use super::*;
+
+    const ALLOW: &str = "\
+globalstate (0)/*                    # reshaped after 7.2, same bytes
+hpet (0)/num_timers_save = 1 -> 2    # pinned to values it does not have
+";
+
+    /// `migdiff [ARGS...] --allow FILE OLD NEW` (ARGS may start with a subcommand).
+    fn with_allow(args: &[&str]) -> String {
+        let dir = tempfile::tempdir().unwrap();
+        let allow = dir.path().join("gate.allow");
+        std::fs::write(&allow, ALLOW).unwrap();
+        let allow = allow.to_str().unwrap().to_string();
+        let mut all: Vec<&str> = args.to_vec();
+        all.extend(["--allow", &allow]);
+        all.extend(["pc72-qemu72.mig", "pc72-qemu10.mig"]);
+        snapshot_of(&all).replace(&allow, "gate.allow")
+    }
+
+    #[test]
+    fn unified() {
+        insta::assert_snapshot!(with_allow(&[]));
+    }
+
+    #[test]
+    fn summary() {
+        insta::assert_snapshot!(with_allow(&["--format", "summary"]));
+    }
+
+    #[test]
+    fn json() {
+        insta::assert_snapshot!(with_allow(&["--format", "json"]));
+    }
+
+    #[test]
+    fn junit() {
+        insta::assert_snapshot!(with_allow(&["--format", "junit"]));
+    }
+
+    #[test]
+    fn markdown_report() {
+        insta::assert_snapshot!(
+            with_allow(&["report"]).replace(env!("CARGO_PKG_VERSION"), "VERSION")
+        );
+    }
+
+    #[test]
+    fn html_report() {
+        insta::assert_snapshot!(
+            with_allow(&["report", "--html"]).replace(env!("CARGO_PKG_VERSION"), "VERSION")
+        );
+    }
+
+    #[test]
+    fn check_json() {
+        insta::assert_snapshot!(snapshot_of(&[
+            "check",
+            "--format",
+            "json",
+            "q35-72-am53c974-qemu72.mig",
+            "--against",
+            "q35-72-am53c974-qemu10.mig",
+            "--against",
+            "vmstate-q35-72-qemu10.json",
+        ]));
+    }
+}
