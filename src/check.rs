@@ -16,7 +16,7 @@ use crate::diff::{
     unknown_section_message, Change, ChangeKind, Load,
 };
 use crate::tree::{Device, Dump, Node, Struct, Value};
-use crate::vmstate_dump::{minimum_version, FieldDesc};
+use crate::vmstate_dump::FieldDesc;
 
 /// What is known of the destination.
 #[derive(Debug, Clone, Copy, Default)]
@@ -419,7 +419,7 @@ fn check_against_class(c: &mut Checker, device: &Device, class: &Device, local: 
             Some(format!("class {}", class.idstr)),
         );
     }
-    if let Some(min) = minimum_version(&class.body).filter(|&m| version < m) {
+    if let Some(min) = class.body.minimum_version.filter(|&m| version < m) {
         return too_old(c, &subject, &class.body.vmsd_name, version, min);
     }
     match replay_struct(&device.body, &class.body, local, version, "") {
@@ -544,7 +544,7 @@ fn replay_struct(
                 "{name}: incoming version_id {incoming} is too new for local version_id {local_version}"
             )));
         }
-        if let Some(min) = minimum_version(&known.body).filter(|&m| incoming < m) {
+        if let Some(min) = known.body.minimum_version.filter(|&m| incoming < m) {
             return Err(subsection_stop(format!(
                 "{name}: incoming version_id {incoming} is too old for local minimum version_id  {min}"
             )));

@@ -66,6 +66,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
         Ok(Struct {
             vmsd_name: desc.vmsd_name.clone(),
             version: desc.version,
+            minimum_version: None,
             fields,
             subsections,
         })

@@ -455,7 +455,7 @@ pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
         let first = out.len();
         match new_by_key.get(&(o.idstr.as_str(), o.instance_id)) {
             Some(n) => {
-                diff_device(o, n, &mut out);
+                diff_section(o, n, classes == Some(true), &mut out);
                 if let (Some(exact), Some(change)) = (classes, out.get_mut(first)) {
                     class_version_wire(change, o, n);
                     for change in out.iter_mut().skip(first) {
@@ -501,10 +501,7 @@ fn class_version_wire(change: &mut Change, old: &Device, new: &Device) {
     let too_old = |vmsd: &str, v: u64, min: u64| {
         format!("{vmsd}: incoming version_id {v} is too old for local minimum version_id  {min}")
     };
-    let (new_min, old_min) = (
-        crate::vmstate_dump::minimum_version(&new.body),
-        crate::vmstate_dump::minimum_version(&old.body),
-    );
+    let (new_min, old_min) = (new.body.minimum_version, old.body.minimum_version);
     if nv > ov {
         if let Some(min) = new_min {
             change.wire.forward = if min <= ov { Load::Loads } else { Load::Breaks };
@@ -712,6 +709,9 @@ struct Ctx<'o> {
     device: String,
     /// The new side's `env.xstate_bv`, for whether a changed register is live.
     xstate_bv: Option<u64>,
+    /// Whether every field has one size whatever the state: between `-dump-vmstate`
+    /// files with array lengths, where a buffer's size is its declared one.
+    fixed_sizes: bool,
     out: &'o mut Vec<Change>,
 }
 
@@ -735,7 +735,12 @@ impl Ctx<'_> {
 
 /// Differences between two sections of the same device, appended to `out`.
 pub fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
+    diff_section(old, new, false, out)
+}
+
+fn diff_section(old: &Device, new: &Device, fixed_sizes: bool, out: &mut Vec<Change>) {
     let mut ctx = Ctx {
+        fixed_sizes,
         idstr: old.idstr.clone(),
         device: device_name(old),
         xstate_bv: new
@@ -866,7 +871,7 @@ fn diff_struct(old: &Struct, new: &Struct, prefix: &str, scope: Scope, ctx: &mut
     }
     for (k, placement) in placed {
         if let Some(change) = ctx.out.get_mut(k) {
-            if let Some(wire) = layout.wire(placement, change, scope) {
+            if let Some(wire) = layout.wire(placement, change, scope, ctx.fixed_sizes) {
                 change.wire = wire;
             }
         }
@@ -998,7 +1003,13 @@ impl Layout {
 
     /// The wire impact of a field change at `placement`; `None` keeps the one the change
     /// has (a buffer whose length may travel in the stream).
-    fn wire(&self, placement: Placement, change: &Change, scope: Scope) -> Option<Wire> {
+    fn wire(
+        &self,
+        placement: Placement,
+        change: &Change,
+        scope: Scope,
+        fixed_sizes: bool,
+    ) -> Option<Wire> {
         let (realigned, bytes_differ) = match placement {
             Placement::Old(i) => (self.realigned_after(Self::end(&self.old_starts, i)), true),
             Placement::New(i) => (self.realigned_after(Self::end(&self.new_starts, i)), true),
@@ -1013,7 +1024,7 @@ impl Layout {
         if !bytes_differ || realigned {
             return Some(Wire::identical("the same bytes travel at the same places"));
         }
-        if change.wire.forward == Load::Undecided {
+        if change.wire.forward == Load::Undecided && !fixed_sizes {
             return None;
         }
         let what = describe_field(change);
@@ -1427,6 +1438,7 @@ mod tests {
             body: Struct {
                 vmsd_name: "hpet".into(),
                 version: Some(2),
+                minimum_version: None,
                 fields,
                 subsections: Vec::new(),
             },
@@ -1582,6 +1594,7 @@ mod tests {
             value: Value::Struct(Box::new(Struct {
                 vmsd_name: "esp".into(),
                 version: Some(5),
+                minimum_version: None,
                 fields,
                 subsections: Vec::new(),
             })),
@@ -1619,6 +1632,7 @@ mod tests {
             value: Value::Struct(Box::new(Struct {
                 vmsd_name: "xmm_reg".into(),
                 version: Some(1),
+                minimum_version: None,
                 fields: vec![u64_node("_q_ZMMReg[0]", low), u64_node("_q_ZMMReg[1]", 0)],
                 subsections: Vec::new(),
             })),

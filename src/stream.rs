@@ -522,6 +522,7 @@ fn read_legacy_configuration(r: &mut Reader<'_>) -> Result<Struct, ParseError> {
             body: Struct {
                 vmsd_name: sub,
                 version: Some(u64::from(version)),
+                minimum_version: None,
                 fields,
                 subsections: Vec::new(),
             },
@@ -530,6 +531,7 @@ fn read_legacy_configuration(r: &mut Reader<'_>) -> Result<Struct, ParseError> {
     Ok(Struct {
         vmsd_name: "configuration".into(),
         version: None,
+        minimum_version: None,
         fields,
         subsections,
     })

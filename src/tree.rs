@@ -427,6 +427,9 @@ pub struct Struct {
     /// The vmsd name (`cpu`, `fpreg`, `cpu/avx512`); empty for old-style `save_state` blobs.
     pub vmsd_name: String,
     pub version: Option<u64>,
+    /// The oldest version the vmsd loads; only `-dump-vmstate` records it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub minimum_version: Option<u64>,
     pub fields: Vec<Node>,
     pub subsections: Vec<Subsection>,
 }
@@ -640,6 +643,7 @@ mod tests {
             value: Value::Struct(Box::new(Struct {
                 vmsd_name: "segment".into(),
                 version: None,
+                minimum_version: None,
                 fields: vec![leaf("flags", flags)],
                 subsections: Vec::new(),
             })),
@@ -647,6 +651,7 @@ mod tests {
         let s = Struct {
             vmsd_name: "cpu".into(),
             version: Some(12),
+            minimum_version: None,
             fields: vec![
                 leaf("env.cr[0]", 1),
                 Node {
@@ -662,6 +667,7 @@ mod tests {
                 body: Struct {
                     vmsd_name: "cpu/pkru".into(),
                     version: Some(1),
+                    minimum_version: None,
                     fields: vec![leaf("env.pkru", 7)],
                     subsections: Vec::new(),
                 },
@@ -688,6 +694,7 @@ mod tests {
         let s = Struct {
             vmsd_name: "d".into(),
             version: None,
+            minimum_version: None,
             fields: vec![regs.clone()],
             subsections: Vec::new(),
         };

@@ -19,9 +19,6 @@ use serde_json::Value as Json;
 
 use crate::tree::{ClassFile, Device, Dump, Node, StreamInfo, Struct, Subsection, Value, Warning};
 
-/// Name of the field that carries a vmsd's minimum_version_id.
-const MINIMUM: &str = "(minimum_version_id)";
-
 /// Builds a value-less dump from `-dump-vmstate` JSON.
 pub fn dump_from_vmstate(json: &Json) -> Result<Dump, String> {
     let map = json.as_object().ok_or("not a JSON object")?;
@@ -100,14 +97,6 @@ fn class_from(entry: &Json) -> Result<(u32, Struct), String> {
     }
     let version = number(entry, "version_id")?;
     Ok((u32::try_from(version).map_err(|e| e.to_string())?, body))
-}
-
-/// The minimum_version_id of a vmsd read from `-dump-vmstate`, if it had one.
-pub fn minimum_version(body: &Struct) -> Option<u64> {
-    body.fields.iter().find_map(|n| match n.value {
-        Value::Uint { value, .. } if n.name == MINIMUM => Some(value),
-        _ => None,
-    })
 }
 
 /// What `-dump-vmstate` says of one field: from which version of its vmsd it is sent, and
@@ -212,14 +201,6 @@ fn struct_from(desc: &Json) -> Result<Struct, String> {
             })
         })
         .collect::<Result<_, String>>()?;
-    // The oldest version the destination accepts matters as much as the newest.
-    if let Some(min) = desc.get("minimum_version_id").and_then(Json::as_u64) {
-        let value = Value::Uint {
-            value: min,
-            size: 4,
-        };
-        nodes.insert(0, leaf(MINIMUM, "version", 4, value));
-    }
     Ok(Struct {
         vmsd_name: desc
             .get("name")
@@ -227,6 +208,8 @@ fn struct_from(desc: &Json) -> Result<Struct, String> {
             .unwrap_or("")
             .to_string(),
         version: desc.get("version_id").and_then(Json::as_u64),
+        // The oldest version the destination accepts matters as much as the newest.
+        minimum_version: desc.get("minimum_version_id").and_then(Json::as_u64),
         fields: nodes,
         subsections,
     })
@@ -254,25 +237,22 @@ mod tests {
         assert_eq!(dump.machine.as_deref(), Some("pc-i440fx-7.2"));
         let body = &dump.devices[0].body;
         let names: Vec<&str> = body.fields.iter().map(|n| n.name.as_str()).collect();
-        assert_eq!(
-            names,
-            ["(minimum_version_id)", "config[0]", "config[1]", "regs"]
-        );
-        assert_eq!(body.fields[2].len, 4096);
+        assert_eq!(names, ["config[0]", "config[1]", "regs"]);
+        assert_eq!(body.fields[1].len, 4096);
         // The element count stands in the value; the size stays per element.
         assert_eq!(
-            (body.fields[3].len, body.fields[3].value.clone()),
+            (body.fields[2].len, body.fields[2].value.clone()),
             (4, Value::Uint { value: 3, size: 4 })
         );
         assert_eq!(
-            FieldDesc::of(&body.fields[3]),
+            FieldDesc::of(&body.fields[2]),
             Some(FieldDesc {
                 since: 2,
                 conditional: false
             })
         );
         assert_eq!(
-            FieldDesc::of(&body.fields[1]).map(|d| d.conditional),
+            FieldDesc::of(&body.fields[0]).map(|d| d.conditional),
             Some(true)
         );
         assert_eq!(body.subsections[0].body.vmsd_name, "e1000/mit_state");
@@ -282,7 +262,7 @@ mod tests {
                 array_lengths: true
             })
         );
-        assert_eq!(minimum_version(body), Some(1));
+        assert_eq!(body.minimum_version, Some(1));
     }
 
     #[test]
