@@ -331,16 +331,6 @@ impl Wire {
     pub fn worst(&self) -> Load {
         self.forward.max(self.backward)
     }
-
-    /// One word for the impact: `identical`, `harmless`, `undecided` or `breaking`.
-    pub fn label(&self) -> &'static str {
-        match self.worst() {
-            Load::Identical => "identical on the wire",
-            Load::Loads => "harmless",
-            Load::Undecided => "undecided",
-            Load::Breaks => "breaking",
-        }
-    }
 }
 
 /// One difference. `device` is the display name (`cpu (0)`, `stream`, `ram`), `path` the
@@ -937,7 +927,7 @@ fn diff_subsections(old: &Struct, new: &Struct, prefix: &str, ctx: &mut Ctx<'_>)
 
 /// A subsection one side sent: the other side loads a stream without it, and loads one with
 /// it only if its vmsd knows the subsection, which a dump that did not send it cannot show.
-pub fn subsection_wire(name: &str, parent: &str, only_in_new: bool) -> Wire {
+fn subsection_wire(name: &str, parent: &str, only_in_new: bool) -> Wire {
     let why = format!(
         "loads only if the destination knows subsection '{name}' (else \"VM subsection '{name}' \
          in '{parent}' does not exist\")"

@@ -79,13 +79,9 @@ impl Filter {
         })?;
         Ok(Filter { set, bytes })
     }
-
-    /// A filter that ignores nothing.
-    pub fn none() -> Filter {
-        Filter::default()
-    }
 }
 
+/// A filter that ignores nothing.
 impl Default for Filter {
     fn default() -> Filter {
         Filter {
