@@ -3,8 +3,7 @@
 
 use std::io::{self, Write};
 
-use crate::compare::{Comparison, Disposition};
-use crate::diff::Change;
+use crate::compare::{Comparison, Disposition, Finding};
 use crate::render::report::describe;
 
 /// Escapes text for XML attributes and character data.
@@ -28,7 +27,7 @@ fn xml(text: &str) -> String {
 /// Writes the report: one case per section of either dump (`stream`, `ram`, `cpu (0)`, ...).
 pub fn write_junit(w: &mut dyn Write, suite: &str, cmp: &Comparison) -> io::Result<()> {
     let devices = &cmp.devices;
-    let of = |device: &str, counted: bool| -> Vec<&Change> {
+    let of = |device: &str, counted: bool| -> Vec<&Finding> {
         cmp.findings
             .iter()
             .filter(|f| f.change.device == device)
@@ -37,7 +36,6 @@ pub fn write_junit(w: &mut dyn Write, suite: &str, cmp: &Comparison) -> io::Resu
                 Disposition::Allowed { .. } | Disposition::Tolerated => !counted,
                 Disposition::Ignored { .. } => false,
             })
-            .map(|f| &f.change)
             .collect()
     };
     let failures = devices.iter().filter(|d| !of(d, true).is_empty()).count();
@@ -74,7 +72,7 @@ pub fn write_junit(w: &mut dyn Write, suite: &str, cmp: &Comparison) -> io::Resu
             } else {
                 format!("{n} differences")
             };
-            let body: Vec<String> = changes.iter().map(|c| describe(c)).collect();
+            let body: Vec<String> = changes.iter().map(|f| describe(&f.change)).collect();
             writeln!(
                 w,
                 r#"      <failure message="{message}" type="migdiff">{}</failure>"#,
@@ -84,7 +82,13 @@ pub fn write_junit(w: &mut dyn Write, suite: &str, cmp: &Comparison) -> io::Resu
         if !allowed.is_empty() {
             let body: Vec<String> = allowed
                 .iter()
-                .map(|c| format!("allowed: {}", describe(c)))
+                .map(|f| {
+                    let why = match f.disposition {
+                        Disposition::Tolerated => "not breaking",
+                        _ => "allowed",
+                    };
+                    format!("{why}: {}", describe(&f.change))
+                })
                 .collect();
             writeln!(
                 w,
