@@ -10,12 +10,15 @@ fn main() -> ExitCode {
     match cli::run() {
         Ok(outcome) => ExitCode::from(outcome as u8),
         Err(err) => {
-            // A closed pipe (`migdiff a b | head`) is not trouble.
-            if err
-                .chain()
-                .filter_map(|e| e.downcast_ref::<std::io::Error>())
-                .any(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
-            {
+            // A closed pipe (`migdiff a b | head`) is not trouble, whichever writer met it.
+            let broken_pipe = err.chain().any(|e| {
+                let kind = e
+                    .downcast_ref::<std::io::Error>()
+                    .map(std::io::Error::kind)
+                    .or_else(|| e.downcast_ref::<serde_json::Error>()?.io_error_kind());
+                kind == Some(std::io::ErrorKind::BrokenPipe)
+            });
+            if broken_pipe {
                 return ExitCode::SUCCESS;
             }
             eprintln!("migdiff: error: {err:#}");

@@ -363,3 +363,30 @@ hpet (0)/num_timers_save = 1 -> 2    # pinned to values it does not have
         ]));
     }
 }
+
+/// `migdiff export X | head -c1`: the reader goes away; migdiff ends quietly with status 0,
+/// as ripgrep does, from every writer (serde_json's included).
+#[test]
+fn a_closed_pipe_is_not_trouble() {
+    use std::io::Read;
+    use std::process::Stdio;
+    for args in [
+        &["export", "q35-10-busy.mig"][..],
+        &["show", "--format", "json", "q35-10-busy.mig"],
+        &["show", "q35-10-busy.mig"],
+        &["report", "pc10-stopped.mig", "q35-10-busy.mig"],
+    ] {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+            .args(args)
+            .current_dir(fixture(""))
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = [0u8; 1];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}");
+        assert!(out.stderr.is_empty(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+}
