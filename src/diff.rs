@@ -799,7 +799,7 @@ fn diff_struct(old: &Struct, new: &Struct, prefix: &str, scope: Scope, ctx: &mut
     // Byte positions of each field in its struct, and where both sides' layouts meet.
     let layout = Layout::new(&old.fields, &new.fields);
     let mut placed: Vec<(usize, Placement)> = Vec::new();
-    for op in capture_diff_slices(Algorithm::Myers, &old_names, &new_names) {
+    for op in align_names(&old_names, &new_names) {
         match op {
             DiffOp::Equal {
                 old_index,
@@ -847,16 +847,26 @@ fn diff_struct(old: &Struct, new: &Struct, prefix: &str, scope: Scope, ctx: &mut
                 old_len,
                 new_index,
                 new_len,
-            } => diff_replaced(
-                old,
-                new,
-                (old_index, old_len),
-                (new_index, new_len),
-                prefix,
-                scope,
-                ctx,
-                &mut placed,
-            ),
+            } => {
+                let first = ctx.out.len();
+                diff_replaced(
+                    old,
+                    new,
+                    (old_index, old_len),
+                    (new_index, new_len),
+                    prefix,
+                    scope,
+                    ctx,
+                    &mut placed,
+                );
+                if old_len.saturating_mul(new_len) > MAX_ALIGNMENT {
+                    for change in ctx.out.iter_mut().skip(first) {
+                        change
+                            .meaning
+                            .get_or_insert_with(|| PAIRED_BY_POSITION.into());
+                    }
+                }
+            }
         }
     }
     for (k, placement) in placed {
@@ -867,6 +877,53 @@ fn diff_struct(old: &Struct, new: &Struct, prefix: &str, scope: Scope, ctx: &mut
         }
     }
     diff_subsections(old, new, prefix, ctx);
+}
+
+/// Past this many name pairs between the first and last differing field, names are not
+/// aligned (Myers is quadratic there: 100,000 renamed fields took over a minute): the
+/// stretch is one replaced run, paired by position, and each change says so.
+const MAX_ALIGNMENT: usize = 4_000_000;
+
+/// What a change in a stretch too long to align by name says of itself.
+pub const PAIRED_BY_POSITION: &str =
+    "paired by position: too many fields differ here to align them by name";
+
+/// The edit script between two field-name lists: Myers, except that a differing stretch
+/// too long to align is one replaced run (the common head and tail stay equal).
+fn align_names(old: &[&str], new: &[&str]) -> Vec<DiffOp> {
+    let head = old.iter().zip(new).take_while(|(o, n)| o == n).count();
+    let tail = old[head..]
+        .iter()
+        .rev()
+        .zip(new[head..].iter().rev())
+        .take_while(|(o, n)| o == n)
+        .count();
+    let (old_len, new_len) = (old.len() - head - tail, new.len() - head - tail);
+    if old_len.saturating_mul(new_len) <= MAX_ALIGNMENT {
+        return capture_diff_slices(Algorithm::Myers, old, new);
+    }
+    let mut ops = Vec::with_capacity(3);
+    if head > 0 {
+        ops.push(DiffOp::Equal {
+            old_index: 0,
+            new_index: 0,
+            len: head,
+        });
+    }
+    ops.push(DiffOp::Replace {
+        old_index: head,
+        old_len,
+        new_index: head,
+        new_len,
+    });
+    if tail > 0 {
+        ops.push(DiffOp::Equal {
+            old_index: head + old_len,
+            new_index: head + new_len,
+            len: tail,
+        });
+    }
+    ops
 }
 
 /// Subsections are matched by name (the wire carries it); each is loaded at the version it
@@ -953,6 +1010,7 @@ enum Placement {
 struct Layout {
     old_starts: Vec<u64>,
     new_starts: Vec<u64>,
+    /// Ascending.
     shared: Vec<u64>,
 }
 
@@ -984,7 +1042,7 @@ impl Layout {
 
     /// Whether the layouts meet again at or after byte `end`.
     fn realigned_after(&self, end: u64) -> bool {
-        self.shared.iter().any(|&s| s >= end)
+        self.shared.last().is_some_and(|&s| s >= end)
     }
 
     fn end(starts: &[u64], i: usize) -> u64 {
@@ -1655,6 +1713,22 @@ mod tests {
             meaning(0b01),
             "xmm3 (bits 0-63), stale: its xsave component is not in xstate_bv"
         );
+    }
+
+    #[test]
+    fn too_many_renamed_fields_are_paired_by_position() {
+        let names = |prefix: &str| -> Vec<Node> {
+            (0..100_000)
+                .map(|i| uint(&format!("{prefix}{i}"), 1))
+                .collect()
+        };
+        let mut old = names("a");
+        old.insert(0, uint("same", 1));
+        let changes = diff(old, names("b"));
+        assert_eq!(changes.len(), 100_001);
+        assert_eq!(changes[0].kind, ChangeKind::FieldRenamed);
+        assert_eq!(changes[0].renamed_from.as_deref(), Some("same"));
+        assert_eq!(changes[0].meaning.as_deref(), Some(PAIRED_BY_POSITION));
     }
 
     #[test]

@@ -105,14 +105,25 @@ impl Filter {
             .any(|i| matches!(self.bytes.get(i), Some(None)))
     }
 
-    /// Byte ranges `[start, end)` of `subject` masked by `@RANGES` patterns.
+    /// Byte ranges `[start, end)` of `subject` masked by `@RANGES` patterns: sorted and
+    /// disjoint, so a byte's membership is a binary search ([`masks`]).
     pub fn byte_mask(&self, subject: &str) -> Vec<(u64, u64)> {
-        self.set
+        let mut matched = self
+            .set
             .matches(subject)
             .into_iter()
-            .filter_map(|i| self.bytes.get(i).cloned().flatten())
-            .flatten()
-            .collect()
+            .filter_map(|i| self.bytes.get(i).and_then(Option::as_deref));
+        match (matched.next(), matched.next()) {
+            (None, _) => Vec::new(),
+            (Some(one), None) => one.to_vec(),
+            (Some(a), Some(b)) => normalize(
+                a.iter()
+                    .chain(b)
+                    .chain(matched.flatten())
+                    .copied()
+                    .collect(),
+            ),
+        }
     }
 
     /// Indices of the patterns that cover a change: its path matches and, for a pattern
@@ -126,9 +137,10 @@ impl Filter {
                 Some(Some(mask)) => {
                     change.kind == ChangeKind::Value
                         && !change.ranges.is_empty()
-                        && change.ranges.iter().all(|&(start, end)| {
-                            (start..end).all(|b| mask.iter().any(|&(s, e)| s <= b && b < e))
-                        })
+                        && change
+                            .ranges
+                            .iter()
+                            .all(|&(start, end)| covers(mask, start, end))
                 }
                 None => false,
             })
@@ -160,9 +172,35 @@ fn split_ranges(pattern: &str) -> (&str, Option<Vec<(u64, u64)>>) {
         })
         .collect();
     match ranges {
-        Some(r) => (glob, Some(r)),
+        Some(r) => (glob, Some(normalize(r))),
         None => (pattern, None),
     }
+}
+
+/// Ranges sorted by start, overlapping and touching ones merged.
+fn normalize(mut ranges: Vec<(u64, u64)>) -> Vec<(u64, u64)> {
+    ranges.sort_unstable();
+    let mut out: Vec<(u64, u64)> = Vec::with_capacity(ranges.len());
+    for (start, end) in ranges {
+        match out.last_mut() {
+            Some(last) if start <= last.1 => last.1 = last.1.max(end),
+            _ => out.push((start, end)),
+        }
+    }
+    out
+}
+
+/// Whether sorted, disjoint `mask` holds byte `at`.
+pub fn masks(mask: &[(u64, u64)], at: u64) -> bool {
+    let i = mask.partition_point(|&(_, end)| end <= at);
+    mask.get(i).is_some_and(|&(start, _)| start <= at)
+}
+
+/// Whether sorted, disjoint `mask` holds all of `[start, end)`: one range must, as touching
+/// ranges are merged.
+fn covers(mask: &[(u64, u64)], start: u64, end: u64) -> bool {
+    let i = mask.partition_point(|&(_, e)| e <= start);
+    mask.get(i).is_some_and(|&(s, e)| s <= start && end <= e)
 }
 
 fn literal_brackets(pattern: &str) -> String {
@@ -228,6 +266,21 @@ mod tests {
         // '@' in a RAM block name is not a range list.
         let f = Filter::new(&["ram//rom@etc/acpi/tables"]).unwrap();
         assert!(f.is_match("ram//rom@etc/acpi/tables"));
+    }
+
+    #[test]
+    fn many_ranges_are_merged_into_sorted_disjoint_ones() {
+        let list: Vec<String> = (0..100_000u64).map(|b| (b * 2).to_string()).collect();
+        let f = Filter::new(&[format!("d (0)/buf@{},1-199999", list.join(","))]).unwrap();
+        assert_eq!(f.byte_mask("d (0)/buf"), [(0, 200_000)]);
+        let change = Change {
+            ranges: vec![(5, 199_999)],
+            ..Change::new("d (0)", "buf", ChangeKind::Value)
+        };
+        assert!(f.ignores(&change));
+        let mask = [(0, 10), (0x32, 0x33)];
+        assert!(masks(&mask, 9) && masks(&mask, 0x32));
+        assert!(!masks(&mask, 10) && !masks(&mask, 0x31) && !masks(&mask, 0x33));
     }
 
     #[test]

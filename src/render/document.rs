@@ -341,8 +341,7 @@ fn masked_hex(out: &mut String, bytes: &[u8], base: u64, mask: &[(u64, u64)]) {
         if i > 0 {
             out.push(' ');
         }
-        let at = base + i as u64;
-        if mask.iter().any(|&(s, e)| s <= at && at < e) {
+        if crate::filter::masks(mask, base + i as u64) {
             out.push_str("..");
         } else {
             out.push(char::from(DIGITS[usize::from(b >> 4)]));
