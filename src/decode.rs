@@ -15,6 +15,7 @@
     )
 )]
 
+use crate::budget::Budget;
 use crate::error::{ErrorKind, ParseError};
 use crate::reader::Reader;
 use crate::tree::{self, Node, Scalars, Struct, Subsection, Value, Warning};
@@ -36,15 +37,25 @@ pub struct Decoder<'r, 'a> {
     pub reader: &'r mut Reader<'a>,
     pub warnings: Vec<Warning>,
     pub last_field: Option<(String, u64)>,
+    /// Nodes this decode may still build, shared by every section of the stream.
+    budget: &'r mut Budget,
 }
 
 impl<'r, 'a> Decoder<'r, 'a> {
-    pub fn new(reader: &'r mut Reader<'a>) -> Self {
+    pub fn new(reader: &'r mut Reader<'a>, budget: &'r mut Budget) -> Self {
         Decoder {
             reader,
             warnings: Vec::new(),
             last_field: None,
+            budget,
         }
+    }
+
+    /// Counts `n` nodes against the decode's budget.
+    fn build(&mut self, n: u64, path: &str) -> Result<(), ParseError> {
+        self.budget
+            .spend(n)
+            .map_err(|kind| self.reader.error(kind).in_field(path))
     }
 
     /// Decodes a vmsd's fields and then each listed subsection. Field paths are
@@ -58,6 +69,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
         if depth > MAX_DEPTH {
             return Err(self.reader.error(ErrorKind::TooDeep).in_field(prefix));
         }
+        self.build(1, prefix)?;
         let fields = self.decode_fields(&desc.fields, prefix, depth)?;
         let mut subsections = Vec::with_capacity(desc.subsections.len());
         for sub in &desc.subsections {
@@ -266,6 +278,7 @@ impl<'r, 'a> Decoder<'r, 'a> {
         check_size: bool,
     ) -> Result<Node, ParseError> {
         let offset = self.reader.offset();
+        self.build(1, field_path)?;
         let path = if desc.kind.is_compound() {
             element_path(field_path, index)
         } else {
@@ -532,7 +545,8 @@ mod tests {
 
     fn decode(desc: &StructDesc, data: &[u8]) -> Result<(Struct, Vec<Warning>), ParseError> {
         let mut r = Reader::new(data);
-        let mut d = Decoder::new(&mut r);
+        let mut budget = Budget::nodes(data.len() as u64);
+        let mut d = Decoder::new(&mut r, &mut budget);
         let s = d.decode_struct(desc, "", 0)?;
         Ok((s, d.warnings))
     }

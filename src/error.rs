@@ -79,6 +79,8 @@ pub enum ErrorKind {
     BadVmdesc(String),
     /// Structs or subsections nested deeper than migdiff follows.
     TooDeep,
+    /// The input would make one decode build more than its budget allows (see `budget`).
+    OverBudget { what: &'static str, limit: u64 },
     /// A feature of the stream that migdiff does not decode.
     Unsupported(String),
 }
@@ -193,6 +195,11 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::BadVmdesc(msg) => write!(f, "bad vmdesc: {msg}"),
             ErrorKind::TooDeep => write!(f, "structs nested too deeply"),
+            ErrorKind::OverBudget { what, limit } => write!(
+                f,
+                "the input asks for more than {limit} {what}, the work budget of one decode of \
+                 an input this size: not a real dump"
+            ),
             ErrorKind::Unsupported(msg) => write!(f, "unsupported: {msg}"),
         }
     }

@@ -9,6 +9,7 @@ use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+use crate::budget::Budget;
 use crate::tree::Dump;
 
 /// Version of the export layout; bumped only for changes old readers cannot skip.
@@ -53,6 +54,64 @@ impl Export {
 
 pub fn sha256_hex(data: &[u8]) -> String {
     crate::hex::encode(&Sha256::digest(data))
+}
+
+/// Why a JSON input is not a readable export.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ReadError {
+    /// An export layout this migdiff does not know (a newer migdiff wrote it).
+    Version {
+        found: u64,
+        writer: Option<String>,
+    },
+    Json(serde_json::Error),
+}
+
+impl std::fmt::Display for ReadError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ReadError::Version { found, writer } => write!(
+                f,
+                "export layout version {found}{}; this migdiff ({}) reads version \
+                 {EXPORT_VERSION}",
+                writer
+                    .as_ref()
+                    .map(|w| format!(" (written by migdiff {w})"))
+                    .unwrap_or_default(),
+                env!("CARGO_PKG_VERSION")
+            ),
+            ReadError::Json(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for ReadError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ReadError::Json(e) => Some(e),
+            ReadError::Version { .. } => None,
+        }
+    }
+}
+
+/// Reads an export: its layout version first (unknown: an error, not a guess), then the
+/// dump, with the pages its RAM blocks claim bounded by [`Budget::pages`].
+pub fn read(data: &[u8]) -> Result<Export, ReadError> {
+    #[derive(Deserialize)]
+    struct Header {
+        migdiff_export: u64,
+        migdiff: Option<String>,
+    }
+    let header: Header = serde_json::from_slice(data).map_err(ReadError::Json)?;
+    if header.migdiff_export != u64::from(EXPORT_VERSION) {
+        return Err(ReadError::Version {
+            found: header.migdiff_export,
+            writer: header.migdiff,
+        });
+    }
+    let budget = Budget::pages(data.len() as u64);
+    crate::tree::with_page_budget(budget, || serde_json::from_slice(data)).map_err(ReadError::Json)
 }
 
 /// What a JSON input is, told by its top-level keys.

@@ -134,7 +134,7 @@ pub fn load_json(data: &[u8], name: &str, opts: LoadOptions) -> Result<(Dump, St
         JsonKind::Export => {
             // Straight into the tree: a generic JSON value first took 25 times the file's
             // size in memory.
-            let export: Export = serde_json::from_slice(data)
+            let export = migdiff::export::read(data)
                 .with_context(|| format!("{name}: bad migdiff export"))?;
             let container = format!("migdiff export of {}", export.source.path);
             Ok((export.dump, container))

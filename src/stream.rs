@@ -13,6 +13,7 @@
 
 use std::collections::HashMap;
 
+use crate::budget::Budget;
 use crate::decode::Decoder;
 use crate::error::{ErrorKind, ParseError, SectionRef};
 use crate::ram::{RamOptions, RamParser};
@@ -112,6 +113,7 @@ pub fn decode_with_progress(
         ram: None,
         iterative: HashMap::new(),
         input_len: data.len() as u64,
+        budget: Budget::nodes(data.len() as u64),
         progress: Progress {
             report: progress,
             next: PROGRESS_STEP,
@@ -135,6 +137,8 @@ struct Walker<'a, 's> {
     /// Iterative sections by section id (only "ram" is decodable).
     iterative: HashMap<u32, SectionRef>,
     input_len: u64,
+    /// Nodes the whole decode may build.
+    budget: Budget,
     progress: Progress<'s>,
 }
 
@@ -213,7 +217,7 @@ impl<'a, 's> Walker<'a, 's> {
         };
         let body = match self.schema.and_then(|s| s.configuration.as_ref()) {
             Some(desc) => {
-                let mut decoder = Decoder::new(&mut self.r);
+                let mut decoder = Decoder::new(&mut self.r, &mut self.budget);
                 let body = decoder
                     .decode_struct(desc, "", 0)
                     .map_err(|e| e.in_section(&section))?;
@@ -278,7 +282,7 @@ impl<'a, 's> Walker<'a, 's> {
             return Ok(());
         }
         let desc = self.find_desc(&key, at)?;
-        let mut decoder = Decoder::new(&mut self.r);
+        let mut decoder = Decoder::new(&mut self.r, &mut self.budget);
         let body = decoder
             .decode_struct(&desc.body, "", 0)
             .map_err(|e| e.in_section(&key))?;

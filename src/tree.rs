@@ -522,10 +522,26 @@ pub struct PageRun {
 /// input too, and its runs must not make us allocate without bound.
 const MAX_PAGES: u64 = 1 << 28;
 
+thread_local! {
+    /// Pages the export being read may still claim, across its blocks (see
+    /// [`with_page_budget`]); none outside it.
+    static PAGE_BUDGET: std::cell::RefCell<Option<crate::budget::Budget>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+/// Runs `read` (a deserialization of RAM blocks) with `budget` on the pages all its blocks
+/// may claim together.
+pub fn with_page_budget<T>(budget: crate::budget::Budget, read: impl FnOnce() -> T) -> T {
+    PAGE_BUDGET.with(|b| *b.borrow_mut() = Some(budget));
+    let out = read();
+    PAGE_BUDGET.with(|b| *b.borrow_mut() = None);
+    out
+}
+
 mod digest_runs {
     use serde::{de::Error, Deserialize, Deserializer, Serialize, Serializer};
 
-    use super::{PageRun, MAX_PAGES, NOT_SENT};
+    use super::{PageRun, MAX_PAGES, NOT_SENT, PAGE_BUDGET};
 
     pub fn serialize<S: Serializer>(digests: &[u64], s: S) -> Result<S::Ok, S::Error> {
         let mut runs: Vec<PageRun> = Vec::new();
@@ -551,6 +567,12 @@ mod digest_runs {
             if run.start < digests.len() as u64 {
                 return Err(D::Error::custom("page runs overlap or are out of order"));
             }
+            // What the block grows by, gap included, counts against the whole export.
+            let grows = end - digests.len() as u64;
+            PAGE_BUDGET.with(|b| match b.borrow_mut().as_mut() {
+                Some(budget) => budget.spend(grows).map_err(D::Error::custom),
+                None => Ok(()),
+            })?;
             digests.resize(run.start as usize, NOT_SENT);
             digests.resize(end as usize, run.digest);
         }
