@@ -12,8 +12,13 @@ use sha2::{Digest, Sha256};
 use crate::budget::Budget;
 use crate::tree::Dump;
 
-/// Version of the export layout; bumped only for changes old readers cannot skip.
-pub const EXPORT_VERSION: u32 = 1;
+/// Version of the export layout this migdiff writes; bumped only for changes old readers
+/// cannot skip. 2: integers as bare numbers, arrays of integers as lists (1 spelled each
+/// element as a node).
+pub const EXPORT_VERSION: u32 = 2;
+
+/// The layouts this migdiff reads.
+const READS: std::ops::RangeInclusive<u64> = 1..=2;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Export {
@@ -73,13 +78,14 @@ impl std::fmt::Display for ReadError {
         match self {
             ReadError::Version { found, writer } => write!(
                 f,
-                "export layout version {found}{}; this migdiff ({}) reads version \
-                 {EXPORT_VERSION}",
+                "export layout version {found}{}; this migdiff ({}) reads versions {} to {}",
                 writer
                     .as_ref()
                     .map(|w| format!(" (written by migdiff {w})"))
                     .unwrap_or_default(),
-                env!("CARGO_PKG_VERSION")
+                env!("CARGO_PKG_VERSION"),
+                READS.start(),
+                READS.end()
             ),
             ReadError::Json(e) => write!(f, "{e}"),
         }
@@ -104,7 +110,7 @@ pub fn read(data: &[u8]) -> Result<Export, ReadError> {
         migdiff: Option<String>,
     }
     let header: Header = serde_json::from_slice(data).map_err(ReadError::Json)?;
-    if header.migdiff_export != u64::from(EXPORT_VERSION) {
+    if !READS.contains(&header.migdiff_export) {
         return Err(ReadError::Version {
             found: header.migdiff_export,
             writer: header.migdiff,

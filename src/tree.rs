@@ -8,7 +8,7 @@
 use std::borrow::Cow;
 use std::sync::Arc;
 
-use serde::ser::SerializeStruct;
+use serde::ser::SerializeMap;
 use serde::{Deserialize, Serialize, Serializer};
 
 use crate::error::SectionRef;
@@ -373,51 +373,171 @@ pub fn big_endian(bytes: &[u8], signed: bool) -> u64 {
     }
 }
 
-/// A node as exports spell it: scalar arrays as element nodes, so the JSON has one layout.
+/// A node as exports spell it (layout 2): `name` (left out for an array element), `type`,
+/// `offset`, `len` and the value, an integer as a bare number when its size is the node's
+/// length, an array of integers as one list of numbers (each element's offset and size
+/// follow from the array's), not an object per element.
 impl Serialize for Node {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut node = serializer.serialize_struct("Node", 5)?;
-        node.serialize_field("name", &self.name)?;
-        node.serialize_field("type", &self.type_name)?;
-        node.serialize_field("offset", &self.offset)?;
-        node.serialize_field("len", &self.len)?;
-        match &self.value {
-            Value::Scalars(_) => {
-                let elements = self.elements().unwrap_or_default().into_owned();
-                node.serialize_field("value", &Value::Array(elements))?;
-            }
-            value => node.serialize_field("value", value)?,
+        let mut node = serializer.serialize_map(None)?;
+        if !self.name.is_empty() {
+            node.serialize_entry("name", &self.name)?;
         }
+        node.serialize_entry("type", &self.type_name)?;
+        node.serialize_entry("offset", &self.offset)?;
+        node.serialize_entry("len", &self.len)?;
+        node.serialize_entry(
+            "value",
+            &ValueOut {
+                value: &self.value,
+                len: self.len,
+            },
+        )?;
         node.end()
     }
 }
 
-/// [`Node`] as read from JSON, before arrays of scalars fold back into [`Scalars`].
+/// A value in its node, which tells whether an integer's size needs spelling out.
+struct ValueOut<'a> {
+    value: &'a Value,
+    len: u64,
+}
+
+impl Serialize for ValueOut<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(1))?;
+        let sized = |size: u8| u64::from(size) == self.len;
+        match self.value {
+            Value::Bool(b) => map.serialize_entry("bool", b)?,
+            &Value::Uint { value, size } if sized(size) => map.serialize_entry("uint", &value)?,
+            &Value::Uint { value, size } => {
+                map.serialize_entry("uint", &IntRepr::Sized { value, size })?
+            }
+            &Value::Int { value, size } if sized(size) => map.serialize_entry("int", &value)?,
+            &Value::Int { value, size } => {
+                map.serialize_entry("int", &IntRepr::Sized { value, size })?
+            }
+            Value::Bytes(b) => map.serialize_entry("bytes", &crate::hex::encode(b))?,
+            Value::Text(t) => map.serialize_entry("text", t)?,
+            Value::Null => map.serialize_entry("null", &())?,
+            Value::Struct(s) => map.serialize_entry("struct", s)?,
+            Value::Array(items) => map.serialize_entry("array", items)?,
+            Value::Scalars(scalars) => {
+                let size = scalars.size();
+                if scalars.signed() {
+                    let values: Vec<i64> = scalars.values().map(|v| v as i64).collect();
+                    map.serialize_entry("ints", &ScalarsRepr { values, size })?
+                } else {
+                    let values: Vec<u64> = scalars.values().collect();
+                    map.serialize_entry("uints", &ScalarsRepr { values, size })?
+                }
+            }
+        }
+        map.end()
+    }
+}
+
+/// An integer with its size, where the node's length does not give it (and as layout 1
+/// wrote every integer).
+#[derive(Serialize, Deserialize)]
+#[serde(untagged)]
+enum IntRepr<T> {
+    Plain(T),
+    Sized { value: T, size: u8 },
+}
+
+#[derive(Serialize, Deserialize)]
+struct ScalarsRepr<T> {
+    values: Vec<T>,
+    size: u8,
+}
+
+/// A value as read from JSON, layouts 1 and 2.
+#[derive(Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum ValueRepr {
+    Bool(bool),
+    Uint(IntRepr<u64>),
+    Int(IntRepr<i64>),
+    Bytes(#[serde(deserialize_with = "hex_bytes::deserialize")] Vec<u8>),
+    Text(String),
+    Null,
+    Struct(Box<Struct>),
+    Array(Vec<Node>),
+    Uints(ScalarsRepr<u64>),
+    Ints(ScalarsRepr<i64>),
+}
+
+/// [`Node`] as read from JSON, before its value takes the node's size and arrays of
+/// scalars fold into [`Scalars`].
 #[derive(Deserialize)]
 struct NodeFields {
+    #[serde(default)]
     name: String,
     #[serde(rename = "type")]
     type_name: Arc<str>,
     offset: u64,
     len: u64,
-    value: Value,
+    value: ValueRepr,
 }
 
-impl From<NodeFields> for Node {
-    fn from(f: NodeFields) -> Node {
+impl TryFrom<NodeFields> for Node {
+    type Error = String;
+
+    fn try_from(f: NodeFields) -> Result<Node, String> {
+        let size = |repr_size: Option<u8>| -> Result<u8, String> {
+            repr_size
+                .or_else(|| u8::try_from(f.len).ok().filter(|s| matches!(s, 1..=8)))
+                .ok_or_else(|| format!("an integer of {} bytes", f.len))
+        };
+        let scalars = |size: u8, signed: bool, values: Vec<u64>| -> Result<Value, String> {
+            let step = usize::from(size);
+            let mut bytes = Vec::with_capacity(values.len().saturating_mul(step));
+            for v in values {
+                bytes.extend_from_slice(v.to_be_bytes().get(8 - step.min(8)..).unwrap_or(&[]));
+            }
+            Scalars::new(size, signed, bytes)
+                .map(Value::Scalars)
+                .ok_or_else(|| format!("integers of {size} bytes"))
+        };
+        let value = match f.value {
+            ValueRepr::Bool(b) => Value::Bool(b),
+            ValueRepr::Uint(IntRepr::Plain(value)) => Value::Uint {
+                value,
+                size: size(None)?,
+            },
+            ValueRepr::Uint(IntRepr::Sized { value, size }) => Value::Uint { value, size },
+            ValueRepr::Int(IntRepr::Plain(value)) => Value::Int {
+                value,
+                size: size(None)?,
+            },
+            ValueRepr::Int(IntRepr::Sized { value, size }) => Value::Int { value, size },
+            ValueRepr::Bytes(b) => Value::Bytes(b),
+            ValueRepr::Text(t) => Value::Text(t),
+            ValueRepr::Null => Value::Null,
+            ValueRepr::Struct(s) => Value::Struct(s),
+            ValueRepr::Array(items) => Value::Array(items),
+            ValueRepr::Uints(r) => scalars(r.size, false, r.values)?,
+            ValueRepr::Ints(r) => scalars(
+                r.size,
+                true,
+                r.values.into_iter().map(|v| v as u64).collect(),
+            )?,
+        };
         let mut node = Node {
             name: f.name,
             type_name: f.type_name,
             offset: f.offset,
             len: f.len,
-            value: f.value,
+            value,
         };
+        // Layout 1 wrote arrays of integers as element nodes.
         if let Value::Array(items) = &node.value {
             if let Some(scalars) = Scalars::of(&node, items) {
                 node.value = Value::Scalars(scalars);
             }
         }
-        node
+        Ok(node)
     }
 }
 
@@ -442,7 +562,7 @@ pub struct Subsection {
 
 /// One field: its vmdesc name and type, where it was in the stream, and its value.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
-#[serde(from = "NodeFields")]
+#[serde(try_from = "NodeFields")]
 pub struct Node {
     pub name: String,
     /// Shared with the description and every element of an array: no copy per element.
@@ -453,8 +573,7 @@ pub struct Node {
     pub value: Value,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Value {
     Bool(bool),
     /// An unsigned integer of `size` bytes (also timers, CPU_Double_U and float64 bit patterns).
@@ -468,7 +587,7 @@ pub enum Value {
         size: u8,
     },
     /// Raw bytes: buffers, bitmaps and opaque device blobs (virtio, PCI config, ...).
-    Bytes(#[serde(with = "hex_bytes")] Vec<u8>),
+    Bytes(Vec<u8>),
     /// A text value (configuration capabilities).
     Text(String),
     /// A NULL pointer in an array of pointers (the 0x30 marker).
@@ -478,9 +597,7 @@ pub enum Value {
     /// Array elements in order; element nodes have an empty name.
     Array(Vec<Node>),
     /// An array of integers of one type and size: always this, never [`Value::Array`], so
-    /// two decodes of the same state compare equal. Written to JSON by its [`Node`], as
-    /// element nodes.
-    #[serde(skip)]
+    /// two decodes of the same state compare equal.
     Scalars(Scalars),
 }
 
@@ -600,11 +717,7 @@ pub const NOT_SENT: u64 = 0;
 pub const OPAQUE: u64 = 1;
 
 mod hex_bytes {
-    use serde::{de::Error, Deserialize, Deserializer, Serializer};
-
-    pub fn serialize<S: Serializer>(bytes: &[u8], s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&crate::hex::encode(bytes))
-    }
+    use serde::{de::Error, Deserialize, Deserializer};
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Vec<u8>, D::Error> {
         let text = String::deserialize(d)?;
@@ -727,10 +840,33 @@ mod tests {
         assert_eq!(found.value, Value::Int { value: -2, size: 4 });
         assert!(s.find("regs[01]").is_none() && s.find("regs[2]").is_none());
 
+        // Layout 2: one list of numbers, the size once.
         let json = serde_json::to_value(&regs).unwrap();
-        assert_eq!(json["value"]["array"][1]["offset"], 104);
-        assert_eq!(json["value"]["array"][1]["value"]["int"]["value"], -2);
+        assert_eq!(
+            json["value"],
+            serde_json::json!({"ints": {"values": [5, -2], "size": 4}})
+        );
         assert_eq!(serde_json::from_value::<Node>(json).unwrap(), regs);
+        // Layout 1 spelled each element as a node; it still reads, and folds back.
+        let v1 = serde_json::json!({"name": "regs", "type": "int32", "offset": 100, "len": 8,
+            "value": {"array": [
+                {"name": "", "type": "int32", "offset": 100, "len": 4, "value": {"int": {"value": 5, "size": 4}}},
+                {"name": "", "type": "int32", "offset": 104, "len": 4, "value": {"int": {"value": -2, "size": 4}}}]}});
+        assert_eq!(serde_json::from_value::<Node>(v1).unwrap(), regs);
+        // An integer whose size is not its node's length keeps its size.
+        let odd = Node {
+            name: "x".into(),
+            type_name: "uint32".into(),
+            offset: 0,
+            len: 8,
+            value: Value::Uint { value: 7, size: 4 },
+        };
+        let json = serde_json::to_value(&odd).unwrap();
+        assert_eq!(
+            json["value"],
+            serde_json::json!({"uint": {"value": 7, "size": 4}})
+        );
+        assert_eq!(serde_json::from_value::<Node>(json).unwrap(), odd);
 
         let mut blank = regs;
         blank_node(&mut blank);

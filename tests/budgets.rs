@@ -85,7 +85,7 @@ fn an_export_of_an_unknown_layout_version_is_refused() {
     assert_eq!(
         err.to_string(),
         format!(
-            "export layout version 7 (written by migdiff 9.0.0); this migdiff ({}) reads version 1",
+            "export layout version 7 (written by migdiff 9.0.0); this migdiff ({}) reads versions 1 to 2",
             env!("CARGO_PKG_VERSION")
         )
     );
