@@ -28,6 +28,10 @@ pub const DEFAULT_IGNORES: &[&str] = &[
     "mc146818rtc (*)/cmos_data@0x0-0x9,0x32",
 ];
 
+/// More patterns than this are refused: a glob set's memory grows with them (a million
+/// took 7 GB), and real ignore and allow files hold tens.
+const MAX_PATTERNS: usize = 10_000;
+
 /// A set of ignore patterns, some limited to byte ranges.
 #[derive(Debug, Clone)]
 pub struct Filter {
@@ -53,6 +57,15 @@ impl std::error::Error for PatternError {}
 
 impl Filter {
     pub fn new<S: AsRef<str>>(patterns: &[S]) -> Result<Filter, PatternError> {
+        if patterns.len() > MAX_PATTERNS {
+            return Err(PatternError {
+                pattern: format!("({} patterns)", patterns.len()),
+                message: format!(
+                    "more than {MAX_PATTERNS} patterns; a glob covers many paths at once \
+                     (`cpu (*)/*`), and @ranges many bytes"
+                ),
+            });
+        }
         let mut builder = GlobSetBuilder::new();
         let mut bytes = Vec::with_capacity(patterns.len());
         for p in patterns {
@@ -287,6 +300,13 @@ mod tests {
     fn file_comments_and_blanks() {
         let text = "# noise\ntimer (0)/*  # clocks\n\n  cpu (*)/env.tsc\n";
         assert_eq!(parse_pattern_file(text), ["timer (0)/*", "cpu (*)/env.tsc"]);
+    }
+
+    #[test]
+    fn too_many_patterns_are_refused_before_building() {
+        let patterns: Vec<String> = (0..=MAX_PATTERNS).map(|i| format!("d{i} (0)/*")).collect();
+        let err = Filter::new(&patterns).unwrap_err();
+        assert!(err.message.contains("more than 10000 patterns"), "{err}");
     }
 
     #[test]
