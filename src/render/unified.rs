@@ -16,6 +16,10 @@ use super::{Paint, Style};
 /// coarser one (similar's deadline), instead of hanging on pathological input.
 const DIFF_DEADLINE: Duration = Duration::from_secs(5);
 
+/// Past this many line pairs between two common keys, lines are not aligned by text: a
+/// stretch of 100,000 renamed fields took seconds of Myers, and shows as one block anyway.
+const MAX_TEXT_ALIGNMENT: usize = 4_000_000;
+
 pub struct Labels<'a> {
     pub old: &'a str,
     pub new: &'a str,
@@ -180,7 +184,8 @@ fn line_ops(old: &[String], new: &[String]) -> Vec<DiffOp> {
     let (mut o, mut n) = (0, 0);
     let end = (old.len(), new.len());
     for (ko, kn) in common_keys(&keys(old), &keys(new)).into_iter().chain([end]) {
-        if o < ko && n < kn {
+        // A stretch too long to align by text (Myers is quadratic there) is all changed.
+        if o < ko && n < kn && (ko - o).saturating_mul(kn - n) <= MAX_TEXT_ALIGNMENT {
             let gap = capture_diff_slices_deadline(
                 Algorithm::Myers,
                 &old[o..ko],
