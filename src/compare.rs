@@ -124,8 +124,22 @@ impl Comparison {
 
     /// Subjects of the differences that are neither counted nor ignored (allowed,
     /// tolerated), on the old side and on the new: left out of the hunks, as ignored ones
-    /// are.
+    /// are, with everything under them, except where a counted difference lies beneath (a
+    /// tolerated version change of a device whose field breaks).
     pub fn quiet_subjects(&self) -> (HashSet<String>, HashSet<String>) {
+        let mut counted: Vec<String> = self.counted().map(Change::subject).collect();
+        counted.sort_unstable();
+        let holds_counted = |subject: &str| {
+            let from = counted.partition_point(|c| c.as_str() < subject);
+            counted
+                .get(from..)
+                .unwrap_or_default()
+                .iter()
+                .take_while(|c| c.starts_with(subject))
+                .any(|c| {
+                    c.len() == subject.len() || c[subject.len()..].starts_with(['/', '.', '['])
+                })
+        };
         let mut old = HashSet::new();
         let mut new = HashSet::new();
         for f in &self.findings {
@@ -133,8 +147,14 @@ impl Comparison {
                 f.disposition,
                 Disposition::Allowed { .. } | Disposition::Tolerated
             ) {
-                old.insert(f.change.old_subject());
-                new.insert(f.change.subject());
+                for (set, subject) in [
+                    (&mut old, f.change.old_subject()),
+                    (&mut new, f.change.subject()),
+                ] {
+                    if !holds_counted(&subject) {
+                        set.insert(subject);
+                    }
+                }
             }
         }
         (old, new)
@@ -251,4 +271,111 @@ fn section_names(old: &Dump, new: &Dump) -> Vec<String> {
         .into_iter()
         .chain(devices.into_iter().map(crate::diff::device_name))
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tree::{Device, Node, StreamInfo, Struct, Value};
+
+    fn dump(version: u32, fields: &[(&str, u64)]) -> Dump {
+        let fields = fields
+            .iter()
+            .map(|&(name, value)| Node {
+                name: name.into(),
+                type_name: "uint8".into(),
+                offset: 0,
+                len: 1,
+                value: Value::Uint { value, size: 1 },
+            })
+            .collect();
+        Dump {
+            machine: Some("pc".into()),
+            capabilities: Vec::new(),
+            uuid: None,
+            page_size: 4096,
+            devices: vec![Device {
+                idstr: "dev".into(),
+                instance_id: 0,
+                section_id: 0,
+                version_id: version,
+                offset: 0,
+                len: 0,
+                body: Struct {
+                    vmsd_name: "dev".into(),
+                    version: Some(u64::from(version)),
+                    minimum_version: None,
+                    fields,
+                    subsections: Vec::new(),
+                },
+            }],
+            ram: Vec::new(),
+            stream: StreamInfo {
+                size: 0,
+                footers: true,
+                commands: Vec::new(),
+                ram_chunks: 0,
+                vmdesc_len: None,
+                ram_instance: None,
+            },
+            warnings: Vec::new(),
+            classes: None,
+        }
+    }
+
+    #[test]
+    fn what_is_set_aside_never_hides_what_counts() {
+        let config = Config {
+            fail_on: FailOn::Breaking,
+            ..Config::default()
+        };
+        // Same version: a value change is tolerated, an added field breaks.
+        let cmp = compare(
+            &dump(1, &[("a", 1)]),
+            &dump(1, &[("a", 2), ("b", 0)]),
+            &config,
+        );
+        let kinds: Vec<_> = cmp
+            .findings
+            .iter()
+            .map(|f| (f.change.path.as_str(), f.disposition))
+            .collect();
+        assert_eq!(
+            kinds,
+            [("a", Disposition::Tolerated), ("b", Disposition::Counted)]
+        );
+        let (old, new) = cmp.quiet_subjects();
+        assert!(old.contains("dev (0)/a") && new.contains("dev (0)/a"));
+        assert!(!new.contains("dev (0)/b"));
+        // A version that went up is tolerated forward, yet the device holds a field that
+        // breaks (inside a nested struct, loaded at the destination's own version): the
+        // device is not set aside.
+        let nest = |fields: &[(&str, u64)]| {
+            let mut d = dump(1, fields);
+            let inner = std::mem::take(&mut d.devices[0].body.fields);
+            d.devices[0].body.fields = vec![Node {
+                name: "s".into(),
+                type_name: "struct".into(),
+                offset: 0,
+                len: inner.len() as u64,
+                value: Value::Struct(Box::new(Struct {
+                    vmsd_name: "s".into(),
+                    version: Some(1),
+                    minimum_version: None,
+                    fields: inner,
+                    subsections: Vec::new(),
+                })),
+            }];
+            d
+        };
+        let old = nest(&[("a", 1)]);
+        let mut new = nest(&[("a", 1), ("b", 0)]);
+        new.devices[0].version_id = 2;
+        let cmp = compare(&old, &new, &config);
+        let counted: Vec<_> = cmp.counted().map(Change::subject).collect();
+        assert_eq!(counted, ["dev (0)/s.b"]);
+        assert_eq!(cmp.counts.tolerated, 1);
+        let (old_quiet, new_quiet) = cmp.quiet_subjects();
+        assert!(!old_quiet.contains("dev (0)") && !new_quiet.contains("dev (0)"));
+    }
 }
