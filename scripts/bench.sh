@@ -16,9 +16,14 @@
 #   also diffed against testdata/q35-10.mig (the same machine, default devices), which puts some 40 devices
 #   and 60,000 lines on one side only.
 # * Measures with warm caches (hyperfine --warmup; each command also runs once untimed in the sanity checks):
-#   `cat A B`, `cat A`, `migdiff A B`, `migdiff show A`, `python3 $ANALYZE_MIGRATION -f A -d state`, and for the
-#   device-heavy dump `migdiff show` against `analyze-migration.py -d state` and `migdiff q35-10.mig BUSY`
-#   (--warmup 3 --min-runs 20).
+#   `cat A B`, `cat A`, `xxhsum -H3 A B`, `migdiff A B`, `migdiff show A`, `python3 $ANALYZE_MIGRATION -f A -d
+#   state`, and for the device-heavy dump `migdiff show` and `migdiff show --format json` against
+#   `analyze-migration.py -d state` and `migdiff q35-10.mig BUSY` (--warmup 3 --min-runs 20).
+# * Paired RAM ratios: hyperfine runs each command N times in a row, so a load that comes and goes on a
+#   shared machine lands on one command and not the other. For every large pair, `cat A B`, `xxhsum -H3 A B`
+#   (a second floor: reading both files and hashing every byte with the reference XXH3, runtime-dispatched
+#   SIMD) and `migdiff A B` also run in turn, BENCH_PAIRS times (the order alternates); each round gives one
+#   ratio migdiff/cat and one migdiff/xxhsum, and the report prints the median (and range) of those ratios.
 #   Peak RSS comes from /usr/bin/time -v (maximum resident set size: for migdiff this includes the pages of
 #   the memory-mapped dumps it has touched, i.e. page cache); the "anon" column is the peak RssAnon of the
 #   same run sampled from /proc every 2 ms (heap and stacks only).
@@ -31,7 +36,9 @@
 #   MIGDIFF            migdiff binary; default: `cargo build --release` here, then target/release/migdiff
 #   QEMU               QEMU 10.x binary (default qemu-system-x86_64 from PATH)
 #   BENCH_RUNS         timed runs per command for the large dumps (default 10)
-#   BENCH_INSTALL=0    never apt-get install hyperfine / time (default: install them when missing and root)
+#   BENCH_PAIRS        rounds of the paired cat / xxhsum / migdiff runs per large pair (default BENCH_RUNS)
+#   BENCH_INSTALL=0    never apt-get install hyperfine / time / xxhash (default: install them when missing and
+#                      root; without xxhsum its rows and ratios are skipped)
 #
 # Runtime with the defaults on 2 cores: about 1 minute to make the dumps the first time (10 GB of disk), then
 # about 3 minutes of measurements. The report also says how much CPU other processes used while timing.
@@ -63,7 +70,7 @@ busy=$root/testdata/q35-10-busy.mig
 plain=$root/testdata/q35-10.mig
 res=$BENCH_DIR/results
 mkdir -p "$res"
-rm -f "$res"/*.json "$res"/*.tsv "$res"/*.log
+rm -f "$res"/*.json "$res"/*.pairs "$res"/*.tsv "$res"/*.log
 echo "bench: BENCH_DIR=$BENCH_DIR"
 
 # ------------------------------------------------------------------------------------------------ tools
@@ -75,7 +82,10 @@ apt_install() {
 }
 command -v hyperfine >/dev/null || apt_install hyperfine || true
 [ -x /usr/bin/time ] || apt_install time || true
+command -v xxhsum >/dev/null || apt_install xxhash || true
 HYPERFINE=$(command -v hyperfine || true)
+XXHSUM=$(command -v xxhsum || true)
+[ -n "$XXHSUM" ] || echo "bench: xxhsum (package 'xxhash') not available: the xxhsum -H3 floor is skipped" >&2
 [ -n "$HYPERFINE" ] || echo "bench: hyperfine not available: timing with a python3 loop instead" >&2
 [ -x /usr/bin/time ] || { echo "bench: /usr/bin/time (package 'time') is needed for peak RSS" >&2; exit 1; }
 for b in "$QEMU" python3 openssl dd; do
@@ -97,7 +107,7 @@ if [ -z "${MIGDIFF:-}" ]; then
 fi
 [ -x "$MIGDIFF" ] || { echo "bench: MIGDIFF=$MIGDIFF is not executable" >&2; exit 1; }
 
-# Python helper: fallback timer (hyperfine-compatible JSON), RSS sampler, final table.
+# Python helper: fallback timer (hyperfine-compatible JSON), paired timer, RSS sampler, final table.
 read -r -d '' HELPER <<'PY' || true
 import json, os, resource, shlex, statistics, subprocess, sys, time
 
@@ -155,6 +165,47 @@ def rss(out, name, cmd):
     os.unlink(tfile)
     with open(out, "a") as f:
         f.write(f"{name}\t{maxrss}\t{anon if child else ''}\t{code}\n")
+
+def paired(warmup, runs, out, pairs):
+    """Runs the commands in turn, RUNS rounds (order reversed every other round); hyperfine-like JSON."""
+    argvs = [(name, shlex.split(cmd)) for name, cmd in pairs]
+    for _ in range(warmup):
+        for _, argv in argvs:
+            subprocess.run(argv, stdout=subprocess.DEVNULL)
+    times = {name: [] for name, _ in argvs}
+    codes = {name: [] for name, _ in argvs}
+    for i in range(runs):
+        for name, argv in (argvs if i % 2 == 0 else argvs[::-1]):
+            t = time.perf_counter()
+            codes[name].append(subprocess.run(argv, stdout=subprocess.DEVNULL).returncode)
+            times[name].append(time.perf_counter() - t)
+    json.dump({"paired": [{"command": n, "times": times[n], "exit_codes": codes[n]} for n, _ in argvs]},
+              open(out, "w"))
+
+def ratios(a, b):
+    r = sorted(x / y for x, y in zip(a, b))
+    return statistics.median(r), r[0], r[-1], len(r)
+
+def paired_report(resdir):
+    """One line per large pair: median (min-max) of the per-round ratios migdiff/cat, migdiff/xxhsum, xxhsum/cat."""
+    lines = []
+    for fn in sorted(os.listdir(resdir)):
+        if not fn.endswith(".pairs"):
+            continue
+        rs = {r["command"]: r["times"] for r in json.load(open(os.path.join(resdir, fn)))["paired"]}
+        names = list(rs)
+        floor, tool = names[0], names[-1]
+        parts = []
+        for other in [floor] + names[1:-1]:
+            m, lo, hi, n = ratios(rs[tool], rs[other])
+            parts.append(f"{m:.2f}× {other} ({lo:.2f}-{hi:.2f})")
+        for other in names[1:-1]:
+            m, lo, hi, n = ratios(rs[other], rs[floor])
+            parts.append(f"{other} = {m:.2f}× {floor} ({lo:.2f}-{hi:.2f})")
+        med = {k: statistics.median(v) for k, v in rs.items()}
+        lines.append(f"{tool}: " + ", ".join(parts) + f"; {n} rounds; median wall " +
+                     ", ".join(f"{k} {fmt_time(v)}" for k, v in med.items()))
+    return lines
 
 def fmt_time(s):
     if s >= 10: return f"{s:.2f} s"
@@ -219,11 +270,26 @@ def table(resdir, plan_file):
             show(r)
     for n in notes:
         print("WARNING: " + n)
+    pl = paired_report(resdir)
+    jr = [(n, timings[n]["mean"] / timings[o]["mean"]) for n, o in
+          [("migdiff show --format json busy", "analyze -d state busy"), ("migdiff show busy", "analyze -d state busy")]
+          if n in timings and o in timings]
+    if pl or jr:
+        print()
+        print("ratios side by side (RAM: paired, commands in turn, median of the per-round ratios, range in")
+        print("parentheses; device-heavy dump: ratio of the means above):")
+    for l in pl:
+        print("  " + l)
+    for n, x in jr:
+        print(f"  {n}: {x:.4f}× analyze-migration.py -d state ({1 / x:.0f}x faster)")
 
 cmd = sys.argv[1]
 if cmd == "time":
     args = sys.argv[5:]
     timer(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], list(zip(args[::2], args[1::2])))
+elif cmd == "paired":
+    args = sys.argv[5:]
+    paired(int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], list(zip(args[::2], args[1::2])))
 elif cmd == "rss":
     rss(sys.argv[2], sys.argv[3], sys.argv[4])
 elif cmd == "table":
@@ -410,8 +476,9 @@ for n in $sizes; do
   runs=${BENCH_RUNS:-10}
   orc=-
   cmds=("cat ${n}G A B" "$(q cat "$a" "$b")"
-    "cat ${n}G A" "$(q cat "$a")"
-    "migdiff ${n}G A B" "$(q "$MIGDIFF" "$a" "$b")"
+    "cat ${n}G A" "$(q cat "$a")")
+  [ -z "$XXHSUM" ] || cmds+=("xxhsum -H3 ${n}G A B" "$(q "$XXHSUM" -H3 "$a" "$b")")
+  cmds+=("migdiff ${n}G A B" "$(q "$MIGDIFF" "$a" "$b")"
     "migdiff show ${n}G A" "$(q "$MIGDIFF" show "$a")")
   if [ -n "${ANALYZE_MIGRATION:-}" ]; then
     orc="analyze -d state ${n}G A"
@@ -420,6 +487,7 @@ for n in $sizes; do
   measure "ram${n}g" 1 "$runs" 0 "${cmds[@]}"
   planrow "$n" "cat ${n}G A B" $((sa + sb)) "cat ${n}G A B" - 1 0
   planrow "$n" "cat ${n}G A" "$sa" "cat ${n}G A" - 1 0
+  [ -z "$XXHSUM" ] || planrow "$n" "xxhsum -H3 ${n}G A B" $((sa + sb)) "cat ${n}G A B" - 1 0
   planrow "$n" "migdiff ${n}G A B" $((sa + sb)) "cat ${n}G A B" "$orc" 2 1
   planrow "$n" "migdiff show ${n}G A" "$sa" "cat ${n}G A" "$orc" 1 0
   [ "$orc" = - ] || planrow "$n" "$orc" "$sa" "cat ${n}G A" "$orc" 1 0
@@ -428,6 +496,7 @@ done
 sbusy=$(stat -c %s "$busy")
 orc=-
 cmds=("cat busy" "$(q cat "$busy")" "migdiff show busy" "$(q "$MIGDIFF" show "$busy")"
+  "migdiff show --format json busy" "$(q "$MIGDIFF" show --format json "$busy")"
   "migdiff q35 busy" "$(q "$MIGDIFF" "$plain" "$busy")")
 if [ -n "${ANALYZE_MIGRATION:-}" ]; then
   orc="analyze -d state busy"
@@ -437,8 +506,19 @@ fi
 measure busy 3 0 20 "${cmds[@]}"
 planrow busy "cat busy" "$sbusy" "cat busy" - 1 0
 planrow busy "migdiff show busy" "$sbusy" "cat busy" "$orc" 1 0
+planrow busy "migdiff show --format json busy" "$sbusy" "cat busy" "$orc" 1 0
 planrow busy "migdiff q35 busy" $(($(stat -c %s "$plain") + sbusy)) - - 1 1
 [ "$orc" = - ] || planrow busy "$orc" "$sbusy" "cat busy" "$orc" 1 0
+for n in $sizes; do
+  a=$BENCH_DIR/ram${n}g-a.mig b=$BENCH_DIR/ram${n}g-b.mig
+  cmds=("cat ${n}G A B" "$(q cat "$a" "$b")")
+  [ -z "$XXHSUM" ] || cmds+=("xxhsum -H3 ${n}G A B" "$(q "$XXHSUM" -H3 "$a" "$b")")
+  cmds+=("migdiff ${n}G A B" "$(q "$MIGDIFF" "$a" "$b")")
+  echo "bench: paired runs of cat, xxhsum and migdiff on the ${n} GiB pair"
+  before=$(cpu_snap)
+  helper paired 1 "${BENCH_PAIRS:-${BENCH_RUNS:-10}}" "$res/paired-$(printf '%05d' "$n")g.pairs" "${cmds[@]}"
+  loads+=("paired${n}g $(other_load "$before" "$(cpu_snap)")")
+done
 meas_secs=$(($(date +%s) - meas_start))
 load_after=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -448,7 +528,7 @@ echo
 echo "== migdiff benchmark"
 echo "machine:   $(nproc) CPUs, $(grep -m1 '^model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//'), $(awk -v k="$mem_kb" 'BEGIN{printf "%.1f GiB", k/1048576}') RAM, $(uname -sr)"
 echo "migdiff:   $("$MIGDIFF" --version) ($migdiff_rev) $MIGDIFF"
-echo "tools:     $("$QEMU" --version | head -1); $(python3 --version); $([ -n "$HYPERFINE" ] && "$HYPERFINE" --version || echo "python3 timer (no hyperfine)")"
+echo "tools:     $("$QEMU" --version | head -1); $(python3 --version); $([ -n "$HYPERFINE" ] && "$HYPERFINE" --version || echo "python3 timer (no hyperfine)"); $([ -n "$XXHSUM" ] && "$XXHSUM" --version 2>&1 | head -1 || echo "no xxhsum")"
 if [ -n "${ANALYZE_MIGRATION:-}" ]; then
   echo "oracle:    analyze-migration.py sha256 $(sha256sum "$ANALYZE_MIGRATION" | cut -d' ' -f1)"
 fi
@@ -476,5 +556,6 @@ dumps it has touched (page cache, reclaimable), so it grows with the dump. peak 
 (heap, stacks) sampled every 2 ms in the same run. × cat floor: against `cat` of the same file(s).
 × analyze-migration.py: against `analyze-migration.py -f A -d state` on the same dump ("vs 2×": migdiff A B
 decodes two dumps, so it is compared with two oracle runs). analyze-migration.py seeks over page contents
-without reading them; migdiff reads and hashes every page (xxh3).
+without reading them; migdiff reads and hashes every page (xxh3). xxhsum -H3 A B: the reference XXH3 over both
+whole files, a floor for reading and hashing every byte.
 EOF

@@ -13,7 +13,7 @@
     )
 )]
 
-use xxhash_rust::xxh3::xxh3_64;
+use twox_hash::XxHash3_64;
 
 use crate::error::{ErrorKind, ParseError};
 use crate::reader::Reader;
@@ -301,13 +301,68 @@ impl RamParser {
 }
 
 /// Page digest; 0 and 1 are reserved for "never sent" and "opaque".
+///
+/// XXH3_64bits with seed 0 and the default secret (what `xxhsum -H3` prints), so digests in
+/// exports stay comparable across builds; twox-hash picks AVX2, SSE2 or NEON at run time.
 fn digest(page: &[u8]) -> u64 {
-    xxh3_64(page).max(OPAQUE + 1)
+    XxHash3_64::oneshot(page).max(OPAQUE + 1)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Digests are stored in exports, so they must never change: each of these is what
+    /// `xxhsum -H3` (xxHash 0.8.1, the reference C implementation) prints for the page, and
+    /// what xxhash-rust's `xxh3_64` (the page digest before twox-hash) returned.
+    #[test]
+    fn digest_is_xxh3_64_seed_0() {
+        let mod251 = |len: usize| (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+        let text = b"migdiff page ".repeat(400);
+        let cases: [(&str, Vec<u8>, u64); 6] = [
+            ("zero 4 KiB", vec![0; 4096], 0x93d7_6fe1_48c6_89ba),
+            ("0xff 4 KiB", vec![0xff; 4096], 0x074c_fac2_7385_1dd6),
+            ("i % 251, 4 KiB", mod251(4096), 0x7135_ffa5_04f1_bc71),
+            ("text 4 KiB", text[..4096].to_vec(), 0x1ea5_2cfd_6f1d_365d),
+            (
+                "(7i + 3) % 256, 64 KiB",
+                (0..65536).map(|i| (i * 7 + 3) as u8).collect(),
+                0x5d03_b43b_14c7_5500,
+            ),
+            // 241 bytes: the first length past XXH3's short-input paths.
+            ("i % 251, 241 bytes", mod251(241), 0x02e8_cd95_421c_6d02),
+        ];
+        for (what, page, want) in cases {
+            assert_eq!(digest(&page), want, "{what}");
+        }
+    }
+
+    /// The same as xxhash-rust's scalar/SSE2 `xxh3_64` (kept as a dev-dependency for this) on
+    /// pseudo-random pages of every size QEMU uses and on odd lengths and alignments, so the
+    /// runtime-dispatched (AVX2 here) path of twox-hash is compared with an independent one.
+    #[test]
+    fn digest_matches_xxhash_rust_on_random_pages() {
+        let mut state = 0x9e37_79b9_7f4a_7c15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let buf: Vec<u8> = (0..(1 << 20) + 64).map(|_| next() as u8).collect();
+        let mut lens: Vec<usize> = (0..=1100).collect();
+        lens.extend([4095, 4096, 4097, 8192, 16384, 65536, 1 << 20]);
+        for _ in 0..2000 {
+            lens.push(4096);
+            lens.push(next() as usize % (1 << 20));
+        }
+        for len in lens {
+            let off = next() as usize % (buf.len() - len + 1);
+            let page = &buf[off..off + len];
+            let want = xxhash_rust::xxh3::xxh3_64(page).max(OPAQUE + 1);
+            assert_eq!(digest(page), want, "{len} bytes at {off}");
+        }
+    }
 
     fn opts() -> RamOptions {
         RamOptions {

@@ -8,8 +8,9 @@
 
 use std::collections::HashSet;
 use std::fmt::Write as _;
+use std::hash::Hasher as _;
 
-use xxhash_rust::xxh3::Xxh3;
+use twox_hash::XxHash3_64;
 
 use super::{push_decimal, push_hex, push_int, write_value, DIGITS, INLINE_BYTES};
 use crate::diff::{device_name, subject};
@@ -104,9 +105,9 @@ fn write_header(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
             if w.ignored("ram", &block.name) {
                 continue;
             }
-            let mut hasher = Xxh3::new();
+            let mut hasher = XxHash3_64::new();
             for digest in &block.digests {
-                hasher.update(&digest.to_le_bytes());
+                hasher.write(&digest.to_le_bytes());
             }
             let pages = block.used_length / dump.page_size.max(1);
             let gpa = block
@@ -123,7 +124,7 @@ fn write_header(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
                 block.used_length,
                 block.zero_pages,
                 block.data_pages,
-                hasher.digest()
+                hasher.finish()
             ));
         }
     }
