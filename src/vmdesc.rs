@@ -32,36 +32,51 @@ pub struct Trailer {
 
 const QEMU_VM_VMDESCRIPTION: u8 = 0x06;
 
-/// Finds the vmdesc trailer: `0x06, be32 len, len bytes of JSON` running to end of file.
-///
-/// QEMU's JSON writer escapes every byte below 0x20, so the JSON never holds 0x06: the
-/// marker is the last 0x06 in the file. Unlike analyze-migration.py's NUL heuristic this
-/// works whatever bytes the length contains (a length with 0x7b in it breaks the script).
+/// Finds the vmdesc trailer: `0x06`, a be32 length, then that many bytes of JSON to the
+/// end of the file. QEMU's JSON writer escapes every byte below 0x20, so the JSON never
+/// holds 0x06, and every 0x06 after the marker is a byte of the length: the marker is the
+/// last 0x06 or one of the four bytes before it, and each such candidate is validated (a
+/// `{` after the length, a length that reaches the end of the file). The last 0x06 alone
+/// is wrong whenever the length holds one (about one dump in 128, 0xcd06 bytes of JSON
+/// for instance: the marker found was the length's own byte). Unlike
+/// analyze-migration.py's NUL heuristic this works whatever bytes the length holds.
 /// Returns `Ok(None)` when the file has no trailer at all, and an error when a trailer is
 /// there but its length does not fit.
 pub fn locate(data: &[u8]) -> Result<Option<Trailer>, ParseError> {
-    let Some(marker) = data.iter().rposition(|&b| b == QEMU_VM_VMDESCRIPTION) else {
+    let Some(last) = data.iter().rposition(|&b| b == QEMU_VM_VMDESCRIPTION) else {
         return Ok(None);
     };
-    let json_start = marker + 5;
-    if data.get(json_start) != Some(&b'{') {
-        return Ok(None);
-    }
-    let len_bytes: [u8; 4] = data
-        .get(marker + 1..json_start)
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| ParseError::new(marker as u64, ErrorKind::NoVmdesc))?;
-    let declared = u64::from(u32::from_be_bytes(len_bytes));
-    let actual = (data.len() - json_start) as u64;
-    if declared != actual {
-        return Err(ParseError::new(
+    let mut misfit = None;
+    for marker in (last.saturating_sub(4)..=last).rev() {
+        if data.get(marker) != Some(&QEMU_VM_VMDESCRIPTION) {
+            continue;
+        }
+        let json_start = marker + 5;
+        if data.get(json_start) != Some(&b'{') {
+            continue;
+        }
+        let Some(len_bytes) = data
+            .get(marker + 1..json_start)
+            .and_then(|s| <[u8; 4]>::try_from(s).ok())
+        else {
+            continue;
+        };
+        let declared = u64::from(u32::from_be_bytes(len_bytes));
+        let actual = (data.len() - json_start) as u64;
+        if declared == actual {
+            return Ok(Some(Trailer { marker, json_start }));
+        }
+        misfit.get_or_insert(ParseError::new(
             marker as u64 + 1,
             ErrorKind::BadVmdesc(format!(
                 "length field says {declared} bytes of JSON but {actual} bytes follow it"
             )),
         ));
     }
-    Ok(Some(Trailer { marker, json_start }))
+    match misfit {
+        Some(err) => Err(err),
+        None => Ok(None),
+    }
 }
 
 /// A JSON value that keeps duplicate object keys, in order. Strings borrow from the text
@@ -434,6 +449,37 @@ fn field_desc(f: &Json) -> Result<FieldDesc, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// `0x00 0x06 be32(len) json` after some stream bytes, the JSON padded to `len` bytes.
+    fn trailer(len: usize) -> Vec<u8> {
+        let mut json = br#"{"page_size": 4096, "devices": []}"#.to_vec();
+        json.splice(1..1, std::iter::repeat_n(b' ', len - json.len()));
+        let mut data = b"QEVM\x00\x00\x00\x03\x06\x06".to_vec();
+        data.push(0x00);
+        data.push(QEMU_VM_VMDESCRIPTION);
+        data.extend_from_slice(&(len as u32).to_be_bytes());
+        data.extend_from_slice(&json);
+        data
+    }
+
+    #[test]
+    fn vmdesc_length_holding_a_0x06_byte_is_found() {
+        // Regression: the last 0x06 of the file was taken as the marker, which for these
+        // lengths is a byte of the length itself, and a valid dump had "no vmdesc".
+        for len in [0xcd06, 0x0606, 0x06_0606, 0x0106, 0x0600, 0x7b06] {
+            let data = trailer(len);
+            let found = locate(&data).unwrap().expect("a trailer");
+            assert_eq!(found.marker, 11, "length {len:#x}");
+            assert_eq!(found.json_start, 16);
+        }
+        // A marker whose length does not reach the end is still an error, not "none".
+        let mut data = trailer(0x106);
+        data.pop();
+        assert!(matches!(
+            locate(&data).unwrap_err().kind,
+            ErrorKind::BadVmdesc(_)
+        ));
+    }
 
     fn with_trailer(stream: &[u8], json: &[u8]) -> Vec<u8> {
         let mut out = stream.to_vec();
