@@ -47,41 +47,49 @@ const GIB: u64 = 1 << 30;
 ///
 /// The rule, with [`Budget::default`]:
 ///
-/// - **Standard input, FIFOs and devices** have no size to go by: at most [`Budget::cap`]
-///   bytes (8 GiB) are copied. That holds any zero-RAM guest up to ~3 TiB (a 4 GiB guest
-///   that never ran is a 9.8 MB stream) and any guest with 8 GiB of live RAM; bigger dumps
-///   belong in a regular file, which costs nothing to read.
+/// - **Standard input, FIFOs and devices** have no size to go by: at most [`Budget::pipe`]
+///   (2 GiB) is copied, seconds of writing (2 GiB took 2.9-8 s here, 4 GiB 17 s once past
+///   the page cache's dirty limit: too close to a 20 s bound). That holds any guest with
+///   2 GiB of live RAM and any guest that never ran up to ~800 GiB (a 4 GiB one is a
+///   9.8 MB stream); bigger dumps belong in a regular file, which costs nothing to read,
+///   and the error says so.
 /// - **A gzip or zstd stream** decompresses to at most [`Budget::ratio`] (512) times its
-///   compressed size, and never less than [`Budget::floor`] (64 MiB) nor more than
-///   [`Budget::cap`]. Real dumps expand far less. Measured with zstd 1.5.4 and gzip: the
-///   24 dumps in testdata/ 2.4-6.9x (zstd -19) and 2.2-5.8x (gzip -9); QEMU 10.0 dumps of
-///   4 GiB and 16 GiB guests that never ran (9.8 MB and 38 MB of zero-page records) and of
-///   a 4 GiB guest that booted SeaBIOS at most 13x, 104x and 24x across zstd levels 1-22
-///   (the 16 GiB one: 9x at -1, 95x at -19, 104x at -17, zstd's best case here) and 4-7x
-///   with gzip; 64 GiB of synthetic zero-page records 162x (zstd -17), 31x (-19); a
-///   `migdiff export` of them 30x (zstd -19). 512x is three times the most seen; deflate
-///   cannot pass ~1032x, while zstd reaches 32,000x on zeros (a 355 KB file can hold
-///   10 GiB), which is what this stops.
+///   compressed size, never less than [`Budget::floor`] (64 MiB) nor more than
+///   [`Budget::cap`] (16 GiB). What real dumps expand by, measured: the 24 dumps in
+///   testdata/ 2.4-6.9x (zstd -19), 2.2-5.8x (gzip -9); QEMU 10.0 dumps of 4 GiB and 16 GiB
+///   guests that never ran (9.8 MB and 38 MB of zero-page records, the most compressible
+///   thing QEMU writes) and of a 4 GiB guest that ran SeaBIOS at most 13x, 104x and 24x
+///   with the zstd 1.5.4 CLI at any level 1-22 (the 16 GiB one: 9x at -1, 95x at -19, 104x
+///   at -17, where zstd does best on it) and 4-7x with gzip -1..-9; with zstd 1.5.7 (the
+///   library migdiff links) the 16 GiB dump 123x at -17, 99x at -19, and synthetic
+///   zero-page records of 16, 64 and 256 GiB guests 177x, 217x and 222x at -17 (it levels
+///   off), 140x and 108x at -19; a `migdiff export` 30x. 512x is more than twice the most
+///   seen; deflate cannot pass ~1032x, while zstd reaches 32,000x on zeros (a 330 KB file
+///   holds 10 GiB), which is what this stops: that file now fails after 161 MiB, in 0.2 s.
+///   Past 16 GiB, decompress the dump yourself: a regular file has no budget.
 ///
 /// Either way the first bytes must be a known magic before any copy goes on (QEVM or JSON
 /// inside a compressed stream; QEVM, gzip, zstd, a libvirt save image or JSON on standard
 /// input), so `/dev/zero` is refused at byte 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Budget {
-    /// The most bytes copied to a temporary file for one input, whatever the rest says.
-    pub cap: u64,
+    /// The most bytes copied from standard input, a FIFO or a device.
+    pub pipe: u64,
     /// The most a compressed stream may expand, decompressed over compressed size.
     pub ratio: u64,
     /// What any compressed stream may decompress to, however small it is.
     pub floor: u64,
+    /// What no compressed stream may decompress past, however large it is.
+    pub cap: u64,
 }
 
 impl Default for Budget {
     fn default() -> Self {
         Budget {
-            cap: 8 * GIB,
+            pipe: 2 * GIB,
             ratio: 512,
             floor: 64 * MIB,
+            cap: 16 * GIB,
         }
     }
 }
@@ -96,7 +104,7 @@ impl Budget {
     }
 }
 
-/// `n` bytes, for a person: `355 KiB`, `8 GiB`.
+/// `n` bytes, for a person: `355 KiB`, `4 GiB`.
 fn human(n: u64) -> String {
     for (unit, size) in [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
         if n >= size {
@@ -345,7 +353,7 @@ fn map_or_spool(mut file: File, what: &str, offset: u64, budget: &Budget) -> io:
     spool(file, what, offset, budget)
 }
 
-/// Copies a pipe, FIFO or device into a temporary file and maps it, at most `budget.cap`
+/// Copies a pipe, FIFO or device into a temporary file and maps it, at most `budget.pipe`
 /// bytes, once its first bytes (at `offset`) look like something migdiff reads.
 fn spool(mut reader: impl Read, what: &str, offset: u64, budget: &Budget) -> io::Result<Bytes> {
     let head_len = offset.saturating_add(HEAD_LEN as u64);
@@ -362,7 +370,7 @@ fn spool(mut reader: impl Read, what: &str, offset: u64, budget: &Budget) -> io:
             )));
         }
     }
-    let limit = budget.cap;
+    let limit = budget.pipe;
     let file = copy_within(&head, reader, limit, |at| {
         format!(
             "the {what} goes on past byte {at:#x}: more than the {} budget ({limit} bytes) \
