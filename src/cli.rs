@@ -367,7 +367,7 @@ fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
     }
     patterns.extend(args.ignore.iter().cloned());
     for path in &args.ignore_file {
-        let text = std::fs::read_to_string(path)
+        let text = migdiff::input::read_text(path, "ignore file")
             .with_context(|| format!("reading ignore file {}", path.display()))?;
         patterns.extend(parse_pattern_file(&text));
     }
@@ -378,7 +378,7 @@ fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
 fn compare_config(args: &CompareArgs) -> Result<Config> {
     let allow = match &args.allow {
         Some(path) => {
-            let text = std::fs::read_to_string(path)
+            let text = migdiff::input::read_text(path, "allow file")
                 .with_context(|| format!("reading allow file {}", path.display()))?;
             Some(AllowList::parse(&text).with_context(|| format!("{}", path.display()))?)
         }

@@ -3,14 +3,22 @@
 //! magic, as written by `migrate "exec:gzip -c > f"`) and libvirt save images
 //! (`virsh save`: a header and the domain XML before the stream, possibly compressed).
 //!
-//! A regular file is memory-mapped (no copy, so multi-GB dumps cost no heap). A
-//! compressed stream is inflated into an unlinked temporary file that is then mapped, so
-//! memory stays bounded whatever the dump's size.
+//! A regular file is memory-mapped (no copy, so multi-GB dumps cost no heap). Everything
+//! else, a compressed stream once inflated, standard input, a FIFO or a device, is copied
+//! into an unlinked temporary file that is then mapped, so memory stays bounded whatever
+//! the dump's size. What is copied has a [`Budget`], and its first bytes must look like
+//! what migdiff reads before anything more is copied: `/dev/zero` or a compression bomb
+//! fails at once with an error naming the budget, not after filling the disk.
+//!
+//! Side files (ignore and allow lists) are read whole, so they have a size limit of their
+//! own: [`read_text`].
 
 use std::fmt;
 use std::fs::File;
-use std::io::{self, Read, Seek, Write};
+use std::io::{self, BufWriter, Read, Seek, Write};
 use std::ops::Deref;
+use std::os::fd::AsFd;
+use std::os::unix::fs::FileTypeExt;
 use std::path::Path;
 
 use std::cell::Cell;
@@ -19,12 +27,139 @@ use memmap2::{Advice, Mmap, UncheckedAdvice};
 
 const GZIP_MAGIC: &[u8] = &[0x1f, 0x8b];
 const ZSTD_MAGIC: &[u8] = &[0x28, 0xb5, 0x2f, 0xfd];
+/// `QEMU_VM_FILE_MAGIC`, the first four bytes of every migration stream.
+const QEVM_MAGIC: &[u8] = b"QEVM";
 /// `QEMU_SAVE_MAGIC` (and the partial-write variant) from libvirt's qemu_saveimage.h.
 const LIBVIRT_MAGIC: &[u8] = b"LibvirtQemudSave";
 const LIBVIRT_PARTIAL: &[u8] = b"LibvirtQemudPart";
 /// `virQEMUSaveHeader`: magic, then version, data_len, was_running, format, cookieOffset
 /// and 14 unused u32s, in the byte order of the host that wrote it.
 const LIBVIRT_HEADER_LEN: usize = 16 + 19 * 4;
+/// How many bytes are read, and checked, before anything is copied to a temporary file.
+const HEAD_LEN: usize = 4096;
+
+const KIB: u64 = 1 << 10;
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+/// What migdiff copies to a temporary file before it reads an input. Regular files are
+/// mapped in place and have no budget: their size bounds them.
+///
+/// The rule, with [`Budget::default`]:
+///
+/// - **Standard input, FIFOs and devices** have no size to go by: at most [`Budget::pipe`]
+///   (2 GiB) is copied, seconds of writing (2 GiB took 2.9-8 s here, 4 GiB 17 s once past
+///   the page cache's dirty limit: too close to a 20 s bound). That holds any guest with
+///   2 GiB of live RAM and any guest that never ran up to ~800 GiB (a 4 GiB one is a
+///   9.8 MB stream); bigger dumps belong in a regular file, which costs nothing to read,
+///   and the error says so.
+/// - **A gzip or zstd stream** decompresses to at most [`Budget::ratio`] (512) times its
+///   compressed size, never less than [`Budget::floor`] (64 MiB) nor more than
+///   [`Budget::cap`] (16 GiB). What real dumps expand by, measured: the 24 dumps in
+///   testdata/ 2.4-6.9x (zstd -19), 2.2-5.8x (gzip -9); QEMU 10.0 dumps of 4 GiB and 16 GiB
+///   guests that never ran (9.8 MB and 38 MB of zero-page records, the most compressible
+///   thing QEMU writes) and of a 4 GiB guest that ran SeaBIOS at most 13x, 104x and 24x
+///   with the zstd 1.5.4 CLI at any level 1-22 (the 16 GiB one: 9x at -1, 95x at -19, 104x
+///   at -17, where zstd does best on it) and 4-7x with gzip -1..-9; with zstd 1.5.7 (the
+///   library migdiff links) the 16 GiB dump 123x at -17, 99x at -19, and synthetic
+///   zero-page records of 16, 64 and 256 GiB guests 177x, 217x and 222x at -17 (it levels
+///   off), 140x and 108x at -19; a `migdiff export` 30x. 512x is more than twice the most
+///   seen; deflate cannot pass ~1032x, while zstd reaches 32,000x on zeros (a 330 KB file
+///   holds 10 GiB), which is what this stops: that file now fails after 161 MiB, in 0.2 s.
+///   Past 16 GiB, decompress the dump yourself: a regular file has no budget.
+///
+/// Either way the first bytes must be a known magic before any copy goes on (QEVM or JSON
+/// inside a compressed stream; QEVM, gzip, zstd, a libvirt save image or JSON on standard
+/// input), so `/dev/zero` is refused at byte 0.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// The most bytes copied from standard input, a FIFO or a device.
+    pub pipe: u64,
+    /// The most a compressed stream may expand, decompressed over compressed size.
+    pub ratio: u64,
+    /// What any compressed stream may decompress to, however small it is.
+    pub floor: u64,
+    /// What no compressed stream may decompress past, however large it is.
+    pub cap: u64,
+}
+
+impl Default for Budget {
+    fn default() -> Self {
+        Budget {
+            pipe: 2 * GIB,
+            ratio: 512,
+            floor: 64 * MIB,
+            cap: 16 * GIB,
+        }
+    }
+}
+
+impl Budget {
+    /// The decompressed size allowed for `compressed` bytes of gzip or zstd.
+    pub fn inflated(&self, compressed: u64) -> u64 {
+        compressed
+            .saturating_mul(self.ratio)
+            .max(self.floor)
+            .min(self.cap)
+    }
+}
+
+/// `n` bytes, for a person: `355 KiB`, `4 GiB`.
+fn human(n: u64) -> String {
+    for (unit, size) in [("GiB", GIB), ("MiB", MIB), ("KiB", KIB)] {
+        if n >= size {
+            return if n % size == 0 || n >= 100 * size {
+                format!("{} {unit}", n / size)
+            } else {
+                format!("{:.1} {unit}", n as f64 / size as f64)
+            };
+        }
+    }
+    format!("{n} bytes")
+}
+
+/// The most bytes [`read_text`] reads from an ignore or allow file: 4 MiB, some 100,000
+/// patterns of 40 bytes. These lists are written by hand or by a short script; a
+/// million-line one (~30 MB) is a mistake, and `/dev/zero` must not grow memory.
+pub const TEXT_LIMIT: u64 = 4 * MIB;
+
+/// Reads a side file (`what` is what it is, for the error: "ignore file") as UTF-8 text, at
+/// most [`TEXT_LIMIT`] bytes: a regular file by its size before reading a byte, anything
+/// else (a FIFO, `/dev/zero`) by stopping one byte past the limit.
+pub fn read_text(path: &Path, what: &str) -> io::Result<String> {
+    read_text_limited(path, what, TEXT_LIMIT)
+}
+
+fn read_text_limited(path: &Path, what: &str, limit: u64) -> io::Result<String> {
+    let too_big = |size: String| {
+        invalid(format!(
+            "{size}: {what}s are limited to {} (~100,000 patterns). They are lists written \
+             by hand or by a short script; a million-line one (~30 MB) is not a reasonable \
+             list, and reading it would only grow memory",
+            human(limit)
+        ))
+    };
+    let file = File::open(path)?;
+    let meta = file.metadata()?;
+    if meta.is_file() && meta.len() > limit {
+        return Err(too_big(format!(
+            "{} bytes ({})",
+            meta.len(),
+            human(meta.len())
+        )));
+    }
+    let mut text = String::new();
+    file.take(limit + 1).read_to_string(&mut text)?;
+    if text.len() as u64 > limit {
+        let what = if meta.is_file() {
+            "a file still growing?"
+        } else {
+            "a device or FIFO that never ends?"
+        };
+        return Err(too_big(format!("still going at byte {limit:#x} ({what})")));
+    }
+    Ok(text)
+}
 
 /// Bytes of one input, owned or mapped.
 pub enum Bytes {
@@ -123,10 +258,16 @@ impl Input {
         }
     }
 
-    /// Opens `spec`: a path, `-` for standard input, or `file:PATH[,offset=N]`.
+    /// Opens `spec`: a path, `-` for standard input, or `file:PATH[,offset=N]`, within the
+    /// default [`Budget`].
     pub fn open(spec: &Path) -> io::Result<Input> {
+        Input::open_with(spec, &Budget::default())
+    }
+
+    /// [`Input::open`] within `budget`.
+    pub fn open_with(spec: &Path, budget: &Budget) -> io::Result<Input> {
         let (path, offset) = parse_file_uri(spec)?;
-        let bytes = read_or_map(&path)?;
+        let bytes = read_or_map(&path, offset, budget)?;
         let offset = usize::try_from(offset)
             .ok()
             .filter(|&o| o <= bytes.len())
@@ -136,7 +277,7 @@ impl Input {
                     bytes.len()
                 ))
             })?;
-        unwrap_container(bytes, offset)
+        unwrap_container(bytes, offset, budget)
     }
 }
 
@@ -165,39 +306,169 @@ fn parse_file_uri(spec: &Path) -> io::Result<(std::path::PathBuf, u64)> {
     Ok((path.into(), offset))
 }
 
-fn read_or_map(path: &Path) -> io::Result<Bytes> {
+/// A regular file mapped; anything else copied, within `budget`, to a temporary file that
+/// is mapped. `offset` is where the caller will look for the stream.
+fn read_or_map(path: &Path, offset: u64, budget: &Budget) -> io::Result<Bytes> {
     if path.as_os_str() == "-" {
-        let mut data = Vec::new();
-        io::stdin().lock().read_to_end(&mut data)?;
-        return Ok(Bytes::Owned(data));
+        // Redirected from a file (`migdiff - b < a.mig`): map it like any file.
+        let file = io::stdin().as_fd().try_clone_to_owned().map(File::from)?;
+        return map_or_spool(file, "standard input", offset, budget);
     }
     let file = File::open(path)?;
-    map_or_read(file)
+    map_or_spool(file, "input", offset, budget)
 }
 
-fn map_or_read(mut file: File) -> io::Result<Bytes> {
-    if file.metadata()?.is_file() {
+fn map_or_spool(mut file: File, what: &str, offset: u64, budget: &Budget) -> io::Result<Bytes> {
+    let meta = file.metadata()?;
+    if meta.is_file() {
+        // Standard input may have been read from already: then the stream starts where it
+        // is, and what follows is copied like a pipe.
+        let at_start = file.stream_position().map_or(true, |p| p == 0);
         // SAFETY: the map is read-only; a dump rewritten while we read it can only make us
         // decode garbage, which the decoder reports as an error like any bad input.
-        if let Ok(map) = unsafe { Mmap::map(&file) } {
-            // Read front to back, once: let the kernel read ahead.
-            let _ = map.advise(Advice::Sequential);
-            return Ok(Bytes::Mapped(map));
+        match at_start.then(|| unsafe { Mmap::map(&file) }) {
+            Some(Ok(map)) => {
+                // Read front to back, once: let the kernel read ahead.
+                let _ = map.advise(Advice::Sequential);
+                return Ok(Bytes::Mapped(map));
+            }
+            // No address space left (a `ulimit -v`): copying would need as much again.
+            Some(Err(e)) if e.kind() == io::ErrorKind::OutOfMemory => {
+                return Err(io::Error::new(
+                    e.kind(),
+                    format!("mapping {} bytes: {e}", meta.len()),
+                ));
+            }
+            // A file system without mmap: copy it, like a pipe.
+            Some(Err(_)) | None => {}
         }
     }
-    let mut data = Vec::new();
-    file.read_to_end(&mut data)?;
-    Ok(Bytes::Owned(data))
+    let what = if meta.is_file() || what == "standard input" {
+        what
+    } else if meta.file_type().is_fifo() {
+        "FIFO"
+    } else {
+        "device"
+    };
+    spool(file, what, offset, budget)
 }
 
-fn unwrap_container(bytes: Bytes, start: usize) -> io::Result<Input> {
+/// Copies a pipe, FIFO or device into a temporary file and maps it, at most `budget.pipe`
+/// bytes, once its first bytes (at `offset`) look like something migdiff reads.
+fn spool(mut reader: impl Read, what: &str, offset: u64, budget: &Budget) -> io::Result<Bytes> {
+    let head_len = offset.saturating_add(HEAD_LEN as u64);
+    let mut head = Vec::new();
+    (&mut reader).take(head_len).read_to_end(&mut head)?;
+    if let Some(at) = usize::try_from(offset).ok().filter(|&o| o < head.len()) {
+        let first = &head[at..];
+        if !top_level_magic(first) {
+            return Err(invalid(format!(
+                "not a migration stream: the {what} starts with {} at byte {offset:#x}, \
+                 where a QEMU stream has QEVM (51 45 56 4d), and nothing else migdiff reads \
+                 (gzip, zstd, a libvirt save image, JSON) starts like that; nothing more was read",
+                hex_prefix(first)
+            )));
+        }
+    }
+    let limit = budget.pipe;
+    let file = copy_within(&head, reader, limit, |at| {
+        format!(
+            "the {what} goes on past byte {at:#x}: more than the {} budget ({limit} bytes) \
+             for standard input, FIFOs and devices, which are copied to a temporary file; \
+             save it to a regular file first (those are read in place, with no budget)",
+            human(limit)
+        )
+    })?;
+    map_file(file)
+}
+
+/// `head` then the rest of `reader` into an unlinked temporary file, failing with `message`
+/// (given the offset of the first byte over) if there are more than `limit` bytes.
+fn copy_within(
+    head: &[u8],
+    reader: impl Read,
+    limit: u64,
+    message: impl FnOnce(u64) -> String,
+) -> io::Result<File> {
+    let mut file = tempfile::tempfile()?;
+    let mut out = BufWriter::with_capacity(1 << 20, &mut file);
+    let head_len = head.len() as u64;
+    if head_len > limit {
+        return Err(invalid(message(limit)));
+    }
+    out.write_all(head)?;
+    let rest = io::copy(&mut reader.take(limit - head_len + 1), &mut out)?;
+    if head_len + rest > limit {
+        return Err(invalid(message(limit)));
+    }
+    out.flush()?;
+    drop(out);
+    file.rewind()?;
+    Ok(file)
+}
+
+fn map_file(file: File) -> io::Result<Bytes> {
+    let len = file.metadata()?.len();
+    if len == 0 {
+        return Ok(Bytes::Owned(Vec::new()));
+    }
+    // SAFETY: the file is ours alone (unlinked, never written again).
+    let map = unsafe { Mmap::map(&file) }
+        .map_err(|e| io::Error::new(e.kind(), format!("mapping {len} bytes: {e}")))?;
+    let _ = map.advise(Advice::Sequential);
+    Ok(Bytes::Mapped(map))
+}
+
+/// Whether `head` is not ruled out as `magic`: a prefix of it when shorter (a truncated
+/// input is the decoder's to report), else starting with it.
+fn may_be(head: &[u8], magic: &[u8]) -> bool {
+    let n = head.len().min(magic.len());
+    head[..n] == magic[..n]
+}
+
+/// JSON (an export, a vmdesc, `-dump-vmstate` output): `{` after any whitespace.
+fn may_be_json(head: &[u8]) -> bool {
+    head.iter()
+        .find(|b| !b.is_ascii_whitespace())
+        .is_none_or(|&b| b == b'{')
+}
+
+/// What an input may start with: a stream, a container of one, or JSON.
+fn top_level_magic(head: &[u8]) -> bool {
+    [
+        QEVM_MAGIC,
+        GZIP_MAGIC,
+        ZSTD_MAGIC,
+        LIBVIRT_MAGIC,
+        LIBVIRT_PARTIAL,
+    ]
+    .iter()
+    .any(|m| may_be(head, m))
+        || may_be_json(head)
+}
+
+/// Up to 8 bytes in hex, and as text when some are printable.
+fn hex_prefix(bytes: &[u8]) -> String {
+    let shown = &bytes[..bytes.len().min(8)];
+    let hex: Vec<String> = shown.iter().map(|b| format!("{b:02x}")).collect();
+    if !shown.iter().any(u8::is_ascii_graphic) {
+        return hex.join(" ");
+    }
+    let text: String = shown
+        .iter()
+        .map(|&b| if b.is_ascii_graphic() { b as char } else { '.' })
+        .collect();
+    format!("{} ({text})", hex.join(" "))
+}
+
+fn unwrap_container(bytes: Bytes, start: usize, budget: &Budget) -> io::Result<Input> {
     let head = bytes.get(start..).unwrap_or_default();
     if head.starts_with(GZIP_MAGIC) {
-        let inflated = inflate(flate2::read::MultiGzDecoder::new(head))?;
+        let inflated = inflate(head, Container::Gzip, budget)?;
         return Ok(Input::new(inflated, 0, Container::Gzip));
     }
     if head.starts_with(ZSTD_MAGIC) {
-        let inflated = inflate(zstd::stream::read::Decoder::new(head)?)?;
+        let inflated = inflate(head, Container::Zstd, budget)?;
         return Ok(Input::new(inflated, 0, Container::Zstd));
     }
     if head.starts_with(LIBVIRT_PARTIAL) {
@@ -207,23 +478,88 @@ fn unwrap_container(bytes: Bytes, start: usize) -> io::Result<Input> {
         ));
     }
     if head.starts_with(LIBVIRT_MAGIC) {
-        return unwrap_libvirt(bytes, start);
+        return unwrap_libvirt(bytes, start, budget);
     }
     Ok(Input::new(bytes, start, Container::Raw))
 }
 
-/// Decompresses into an unlinked temporary file and maps it: memory stays bounded.
-fn inflate(mut decoder: impl Read) -> io::Result<Bytes> {
-    let mut file = tempfile::tempfile()?;
-    let mut out = io::BufWriter::new(&mut file);
-    io::copy(&mut decoder, &mut out).map_err(|e| invalid(format!("decompressing: {e}")))?;
-    out.flush()?;
-    drop(out);
-    file.rewind()?;
-    map_or_read(file)
+/// Counts the bytes read through it, for errors that say how far into the file they are.
+struct Counting<'a, R> {
+    inner: R,
+    count: &'a Cell<u64>,
 }
 
-fn unwrap_libvirt(bytes: Bytes, start: usize) -> io::Result<Input> {
+impl<R: Read> Read for Counting<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.count.set(self.count.get() + n as u64);
+        Ok(n)
+    }
+}
+
+/// A decoder whose errors say they came from decompressing (a corrupt or cut stream).
+struct Decompressing<'a>(Box<dyn Read + 'a>);
+
+impl Read for Decompressing<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.0
+            .read(buf)
+            .map_err(|e| io::Error::new(e.kind(), format!("decompressing: {e}")))
+    }
+}
+
+/// Decompresses `compressed` (gzip or zstd, as `container` says) into an unlinked temporary
+/// file and maps it: memory stays bounded, and so does the file, by
+/// [`Budget::inflated`]. The decompressed data must start like a QEMU stream or JSON before
+/// more than its first bytes are written.
+fn inflate(compressed: &[u8], container: Container, budget: &Budget) -> io::Result<Bytes> {
+    let consumed = Cell::new(0);
+    let counting = Counting {
+        inner: compressed,
+        count: &consumed,
+    };
+    let mut decoder = Decompressing(match container {
+        Container::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counting)),
+        _ => Box::new(zstd::stream::read::Decoder::new(counting)?),
+    });
+    let mut head = Vec::new();
+    (&mut decoder)
+        .take(HEAD_LEN as u64)
+        .read_to_end(&mut head)?;
+    let qemu_or_json = may_be(&head, QEVM_MAGIC) || may_be_json(&head);
+    if head.is_empty() || !qemu_or_json {
+        let what = if head.is_empty() {
+            "nothing".to_string()
+        } else {
+            hex_prefix(&head)
+        };
+        return Err(invalid(format!(
+            "{container} holds no migration stream: its decompressed data starts with {what} \
+             at byte 0, where a QEMU stream has QEVM (51 45 56 4d) or an export a JSON `{{`; \
+             nothing more was decompressed"
+        )));
+    }
+    let compressed_len = compressed.len() as u64;
+    let limit = budget.inflated(compressed_len);
+    let file = copy_within(&head, &mut decoder, limit, |at| {
+        format!(
+            "{container} expands past its budget: decompressed byte {at:#x} reached after \
+             {} of {} compressed bytes; the budget is {} ({limit} bytes: {}x the compressed \
+             size, at least {} and at most {}), dumps measured expand at most ~160x. If this is a \
+             real dump, decompress it first and pass the raw file: files are read in place, \
+             with no budget",
+            consumed.get(),
+            compressed_len,
+            human(limit),
+            budget.ratio,
+            human(budget.floor),
+            human(budget.cap),
+        )
+    })?;
+    map_file(file)
+}
+
+fn unwrap_libvirt(bytes: Bytes, start: usize, budget: &Budget) -> io::Result<Input> {
     let header = bytes
         .get(start..start + LIBVIRT_HEADER_LEN)
         .ok_or_else(|| invalid("libvirt save image: header truncated".into()))?;
@@ -265,7 +601,7 @@ fn unwrap_libvirt(bytes: Bytes, start: usize) -> io::Result<Input> {
     match compression.as_str() {
         "raw" => Ok(Input::new(bytes, stream_start, container)),
         "gzip" | "zstd" => {
-            let mut inner = unwrap_container(bytes, stream_start)?;
+            let mut inner = unwrap_container(bytes, stream_start, budget)?;
             inner.container = container;
             Ok(inner)
         }

@@ -81,6 +81,57 @@ fn libvirt_save_images_raw_and_gzip() {
     );
 }
 
+/// The most compressible dump QEMU writes: a guest that never ran, all zero pages (9 bytes
+/// a page), compressed at zstd's level that does best on it (17: ~100-160x, where -19 gives
+/// ~30x and gzip -9 ~4x) must stay well inside the decompression budget.
+#[test]
+fn zero_ram_guest_at_zstd_best_ratio_stays_within_budget() {
+    // A 4 GiB guest: 1 Mi zero pages, a 9.4 MB stream.
+    let data = StreamBuilder::new("pc")
+        .ram("pc.ram", 1 << 20)
+        .device("timer", 0, TIMER_FIELDS, &[0; 24])
+        .finish();
+    let dir = tempfile::tempdir().unwrap();
+    let budget = migdiff::input::Budget::default();
+    for (name, compressed) in [
+        ("zero.mig.zst", zstd::bulk::compress(&data, 17).unwrap()),
+        ("zero.mig.gz", {
+            let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::best());
+            std::io::Write::write_all(&mut enc, &data).unwrap();
+            enc.finish().unwrap()
+        }),
+    ] {
+        let ratio = data.len() as u64 / compressed.len() as u64;
+        eprintln!(
+            "{name}: {} -> {} bytes, {ratio}x",
+            data.len(),
+            compressed.len()
+        );
+        assert!(ratio * 3 < budget.ratio, "{name}: {ratio}x");
+        let path = dir.path().join(name);
+        std::fs::write(&path, &compressed).unwrap();
+        let input = Input::open(&path).unwrap();
+        assert_eq!(input.stream(), &data[..], "{name}");
+    }
+}
+
+#[test]
+fn standard_input_redirected_from_a_compressed_file() {
+    let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+        .args(["--format", "summary", "-"])
+        .arg(fixture("pc10-stopped.mig"))
+        .stdin(std::fs::File::open(fixture("pc10-stopped.mig.zst")).unwrap())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8(out.stdout).unwrap(), "no differences\n");
+}
+
 #[test]
 fn file_uri_with_offset() {
     let dir = tempfile::tempdir().unwrap();

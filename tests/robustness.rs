@@ -139,3 +139,307 @@ fn flipped_bytes_decode_or_fail_cleanly() {
         }
     }
 }
+
+// Budgets on what is read before decoding (src/input.rs): each input below is built to
+// exceed one, and must end with exit status 2 and a message naming the input, the offset
+// and the budget, quickly, having copied no more than the budget.
+
+mod budgets {
+    use std::io::Write;
+    use std::path::{Path, PathBuf};
+    use std::process::{Command, Output};
+    use std::time::{Duration, Instant};
+
+    use migdiff::input::{Budget, Input, TEXT_LIMIT};
+
+    /// Whatever is refused here is refused within this long (each case takes well under a
+    /// second on a quiet machine; copying 10 GiB would take a minute).
+    const FAST: Duration = Duration::from_secs(20);
+
+    fn fixture(name: &str) -> PathBuf {
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("testdata")
+            .join(name)
+    }
+
+    /// `migdiff ARGS`, timed; asserts exit status 2 and returns stderr.
+    fn fails(args: &[&std::ffi::OsStr]) -> String {
+        let started = Instant::now();
+        let Output { status, stderr, .. } = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+            .args(args)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(stderr).unwrap();
+        assert_eq!(status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(
+            started.elapsed() < FAST,
+            "{args:?} took {:?}",
+            started.elapsed()
+        );
+        assert!(stderr.starts_with("migdiff: error: "), "{stderr}");
+        stderr
+    }
+
+    /// A QEMU stream's first bytes, `noise` incompressible bytes (so the compressed file is
+    /// large enough for the ratio, not the floor, to set the budget), then `zeros` zero
+    /// bytes, written through `encoder` a MiB at a time.
+    fn bomb(mut encoder: impl Write, noise: usize, zeros: u64) {
+        encoder.write_all(b"QEVM\0\0\0\x03").unwrap();
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        let noise: Vec<u8> = (0..noise)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect();
+        encoder.write_all(&noise).unwrap();
+        let chunk = vec![0u8; 1 << 20];
+        for _ in 0..zeros >> 20 {
+            encoder.write_all(&chunk).unwrap();
+        }
+    }
+
+    /// The error of a compressed bomb at `path`: the file, the byte where the budget ran out
+    /// (512 times the compressed size), and the budget.
+    fn assert_bomb_refused(path: &Path, container: &str) {
+        let compressed = std::fs::metadata(path).unwrap().len();
+        let budget = Budget::default();
+        let limit = budget.inflated(compressed);
+        assert_eq!(limit, compressed * 512, "the ratio sets this budget");
+        let fixture = fixture("pc10-stopped.mig");
+        let err = fails(&[path.as_os_str(), fixture.as_os_str()]);
+        for expected in [
+            format!(
+                "reading {}: {container} expands past its budget",
+                path.display()
+            ),
+            format!("decompressed byte {limit:#x}"),
+            format!("of {compressed} compressed bytes"),
+            format!(
+                "({limit} bytes: 512x the compressed size, at least 64 MiB and at most 16 GiB)"
+            ),
+        ] {
+            assert!(err.contains(&expected), "{expected:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn zstd_bomb_stops_at_512_times_its_size() {
+        // 256 KiB of noise and 4 GiB of zeros: ~400 KiB, a budget of ~200 MiB.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.mig.zst");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut encoder = zstd::stream::write::Encoder::new(file, 1).unwrap();
+        bomb(&mut encoder, 256 << 10, 4 << 30);
+        encoder.finish().unwrap();
+        assert_bomb_refused(&path, "zstd-compressed stream");
+    }
+
+    #[test]
+    fn gzip_bomb_stops_at_512_times_its_size() {
+        // Deflate expands at most ~1032x: 256 MiB of zeros is ~250 KiB.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("bomb.mig.gz");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut encoder = flate2::write::GzEncoder::new(file, flate2::Compression::best());
+        bomb(&mut encoder, 0, 256 << 20);
+        encoder.finish().unwrap();
+        assert_bomb_refused(&path, "gzip-compressed stream");
+    }
+
+    #[test]
+    fn compressed_data_that_is_no_stream_is_refused_before_decompressing() {
+        // 64 GiB of zeros in 2 MiB of zstd: refused on its first bytes, nothing copied.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("zeros.zst");
+        let file = std::fs::File::create(&path).unwrap();
+        let mut encoder = zstd::stream::write::Encoder::new(file, 1).unwrap();
+        encoder.write_all(&vec![0u8; 8 << 20]).unwrap();
+        let mut encoder = encoder.finish().unwrap();
+        // Frames concatenate: repeat the 8 MiB frame 8191 times more.
+        let frame = std::fs::read(&path).unwrap();
+        for _ in 1..8192 {
+            encoder.write_all(&frame).unwrap();
+        }
+        drop(encoder);
+        let err = fails(&[path.as_os_str(), fixture("pc10-stopped.mig").as_os_str()]);
+        assert!(
+            err.contains("zstd-compressed stream holds no migration stream: its decompressed data starts with 00 00 00 00 00 00 00 00 at byte 0"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dev_zero_as_input_and_desc_is_refused_at_byte_0() {
+        let fixture = fixture("pc10-stopped.mig");
+        let zero = std::ffi::OsStr::new("/dev/zero");
+        for args in [
+            vec![zero, fixture.as_os_str()],
+            vec![fixture.as_os_str(), zero],
+            vec![
+                "--desc".as_ref(),
+                zero,
+                fixture.as_os_str(),
+                fixture.as_os_str(),
+            ],
+            vec!["show".as_ref(), zero],
+        ] {
+            let err = fails(&args);
+            assert!(
+                err.contains("reading /dev/zero: not a migration stream: the device starts with 00 00 00 00 00 00 00 00 at byte 0x0"),
+                "{err}"
+            );
+        }
+    }
+
+    #[test]
+    fn dev_zero_on_standard_input_is_refused_at_byte_0() {
+        let started = Instant::now();
+        let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+            .arg("-")
+            .arg(fixture("pc10-stopped.mig"))
+            .stdin(std::fs::File::open("/dev/zero").unwrap())
+            .output()
+            .unwrap();
+        let err = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(started.elapsed() < FAST);
+        assert!(
+            err.contains(
+                "reading -: not a migration stream: the standard input starts with 00 00 00 00"
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn dev_zero_as_ignore_or_allow_file_stops_at_the_text_limit() {
+        let fixture = fixture("pc10-stopped.mig");
+        for (flag, what) in [("--ignore-file", "ignore file"), ("--allow", "allow file")] {
+            let err = fails(&[
+                flag.as_ref(),
+                "/dev/zero".as_ref(),
+                fixture.as_os_str(),
+                fixture.as_os_str(),
+            ]);
+            let expected = format!(
+                "reading {what} /dev/zero: still going at byte {TEXT_LIMIT:#x} (a device or FIFO that never ends?): {what}s are limited to 4 MiB"
+            );
+            assert!(err.contains(&expected), "{expected:?} not in {err}");
+        }
+    }
+
+    #[test]
+    fn ignore_file_over_the_limit_is_refused_by_its_size() {
+        // A million patterns, ~31 MB: refused before a byte of it is read.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("huge.ignore");
+        let mut text = String::new();
+        for i in 0..1_000_000 {
+            text.push_str(&format!("cpu ({i})/env.field{i}\n"));
+        }
+        std::fs::write(&path, &text).unwrap();
+        let fixture = fixture("pc10-stopped.mig");
+        let err = fails(&[
+            "--ignore-file".as_ref(),
+            path.as_os_str(),
+            fixture.as_os_str(),
+            fixture.as_os_str(),
+        ]);
+        let expected = format!(
+            "reading ignore file {}: {} bytes (",
+            path.display(),
+            text.len()
+        );
+        assert!(err.contains(&expected), "{expected:?} not in {err}");
+        assert!(
+            err.contains("ignore files are limited to 4 MiB") && err.contains("a million-line one"),
+            "{err}"
+        );
+        // Just under the limit is read.
+        text.truncate(TEXT_LIMIT as usize);
+        text.truncate(text.rfind('\n').unwrap() + 1);
+        std::fs::write(&path, &text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+            .arg("--ignore-file")
+            .arg(&path)
+            .args([&fixture, &fixture])
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    /// A FIFO fed by a thread with `head` then zeros until the reader goes away.
+    fn endless_fifo(dir: &Path, head: &'static [u8]) -> (PathBuf, std::thread::JoinHandle<()>) {
+        let path = dir.join("fifo");
+        let made = Command::new("mkfifo").arg(&path).status().unwrap();
+        assert!(made.success());
+        let writer_path = path.clone();
+        let writer = std::thread::spawn(move || {
+            let mut fifo = std::fs::OpenOptions::new()
+                .write(true)
+                .open(writer_path)
+                .unwrap();
+            let zeros = vec![0u8; 1 << 16];
+            // Ends with EPIPE once the reader has closed its end.
+            if fifo.write_all(head).is_err() {
+                return;
+            }
+            while fifo.write_all(&zeros).is_ok() {}
+        });
+        (path, writer)
+    }
+
+    #[test]
+    fn endless_fifo_stops_at_the_budget() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = endless_fifo(dir.path(), b"QEVM\0\0\0\x03");
+        let budget = Budget {
+            pipe: 8 << 20,
+            ..Budget::default()
+        };
+        let started = Instant::now();
+        let err = Input::open_with(&path, &budget)
+            .err()
+            .expect("the FIFO never ends")
+            .to_string();
+        assert!(started.elapsed() < FAST);
+        assert!(
+            err.contains("the FIFO goes on past byte 0x800000: more than the 8 MiB budget (8388608 bytes) for standard input, FIFOs and devices"),
+            "{err}"
+        );
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn fifo_of_zeros_is_refused_at_byte_0() {
+        let dir = tempfile::tempdir().unwrap();
+        let (path, writer) = endless_fifo(dir.path(), b"");
+        let err = fails(&[path.as_os_str(), fixture("pc10-stopped.mig").as_os_str()]);
+        assert!(
+            err.contains("not a migration stream: the FIFO starts with 00 00 00 00"),
+            "{err}"
+        );
+        writer.join().unwrap();
+    }
+
+    #[test]
+    fn budget_rule() {
+        let b = Budget::default();
+        assert_eq!(
+            (b.pipe, b.ratio, b.floor, b.cap),
+            (2 << 30, 512, 64 << 20, 16 << 30)
+        );
+        assert_eq!(b.inflated(1000), 64 << 20);
+        assert_eq!(b.inflated(1 << 20), 512 << 20);
+        assert_eq!(b.inflated(1 << 30), 16 << 30);
+        assert_eq!(b.inflated(u64::MAX), 16 << 30);
+    }
+}
