@@ -83,11 +83,7 @@ impl Filter {
             builder.add(glob);
         }
         let set = builder.build().map_err(|e| PatternError {
-            pattern: patterns
-                .iter()
-                .map(|p| p.as_ref())
-                .collect::<Vec<_>>()
-                .join(" "),
+            pattern: format!("({} patterns together)", patterns.len()),
             message: e.to_string(),
         })?;
         Ok(Filter { set, bytes })

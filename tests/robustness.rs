@@ -358,16 +358,32 @@ mod budgets {
             err.contains("ignore files are limited to 4 MiB") && err.contains("a million-line one"),
             "{err}"
         );
-        // Just under the limit is read.
+        // Just under the size limit is read, and then held to the pattern limit (10,000):
+        // a glob set of 150,000 patterns takes a gigabyte, or fails to build.
+        let run = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            Command::new(env!("CARGO_BIN_EXE_migdiff"))
+                .arg("--ignore-file")
+                .arg(&path)
+                .args([&fixture, &fixture])
+                .output()
+                .unwrap()
+        };
         text.truncate(TEXT_LIMIT as usize);
         text.truncate(text.rfind('\n').unwrap() + 1);
-        std::fs::write(&path, &text).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
-            .arg("--ignore-file")
-            .arg(&path)
-            .args([&fixture, &fixture])
-            .output()
-            .unwrap();
+        let out = run(&text);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            err.contains("more than 10000 patterns") && err.len() < 1000,
+            "{err}"
+        );
+        let ten_thousand: String = text
+            .lines()
+            .take(10_000 - 6)
+            .map(|l| format!("{l}\n"))
+            .collect();
+        let out = run(&ten_thousand);
         assert_eq!(
             out.status.code(),
             Some(0),
