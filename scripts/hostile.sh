@@ -60,13 +60,14 @@ def renamed(prefix):
 open(f"{out}/wide-a.mig", "wb").write(renamed("a"))
 open(f"{out}/wide-b.mig", "wb").write(renamed("b"))
 
-# Two dumps with a 4 KB buffer that differs everywhere, and a million @ranges over it.
+# Two dumps with a 4 KB buffer that differs everywhere, and 400,000 @ranges over it (a
+# million would pass the 4 MiB limit of ignore files, tried below).
 def buffer(fill):
     return stream([device("buf", [{"name": "data", "type": "buffer", "size": 4096}])],
                   lambda d: bytes([fill]) * 4096)
 open(f"{out}/buf-a.mig", "wb").write(buffer(0))
 open(f"{out}/buf-b.mig", "wb").write(buffer(1))
-ranges = ",".join(str(2 * i) for i in range(1000000))
+ranges = ",".join(str(2 * i) for i in range(400000))
 open(f"{out}/million-ranges.ignore", "w").write(f"buf (0)/data@{ranges}\n")
 with open(f"{out}/million-lines.ignore", "w") as f:
     for i in range(1000000):
@@ -101,7 +102,7 @@ run() {
 }
 run "nested empty arrays" show "$scratch/nested-empty.mig"
 run "100,000 renamed fields" "$scratch/wide-a.mig" "$scratch/wide-b.mig"
-run "a million @ranges" --ignore-file "$scratch/million-ranges.ignore" "$scratch/buf-a.mig" "$scratch/buf-b.mig"
+run "400,000 @ranges" --ignore-file "$scratch/million-ranges.ignore" "$scratch/buf-a.mig" "$scratch/buf-b.mig"
 run "a million-line ignore file" --ignore-file "$scratch/million-lines.ignore" "$scratch/buf-a.mig" "$scratch/buf-b.mig"
 run "export claiming 6 x 2^28 pages" show "$scratch/pages.json"
 run "zstd bomb (10 GiB)" show "$scratch/bomb.zst"

@@ -118,9 +118,10 @@ fn human(n: u64) -> String {
     format!("{n} bytes")
 }
 
-/// The most bytes [`read_text`] reads from an ignore or allow file: 4 MiB, some 100,000
-/// patterns of 40 bytes. These lists are written by hand or by a short script; a
-/// million-line one (~30 MB) is a mistake, and `/dev/zero` must not grow memory.
+/// The most bytes [`read_text`] reads from an ignore or allow file: 4 MiB, room for the
+/// 10,000 patterns a filter takes and for long `@ranges` lists. These lists are written by
+/// hand or by a short script; a million-line one (~30 MB) is a mistake, and `/dev/zero`
+/// must not grow memory.
 pub const TEXT_LIMIT: u64 = 4 * MIB;
 
 /// Reads a side file (`what` is what it is, for the error: "ignore file") as UTF-8 text, at
@@ -133,7 +134,7 @@ pub fn read_text(path: &Path, what: &str) -> io::Result<String> {
 fn read_text_limited(path: &Path, what: &str, limit: u64) -> io::Result<String> {
     let too_big = |size: String| {
         invalid(format!(
-            "{size}: {what}s are limited to {} (~100,000 patterns). They are lists written \
+            "{size}: {what}s are limited to {} (and 10,000 patterns). They are lists written \
              by hand or by a short script; a million-line one (~30 MB) is not a reasonable \
              list, and reading it would only grow memory",
             human(limit)
