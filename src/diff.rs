@@ -423,7 +423,7 @@ pub fn device_name(d: &Device) -> String {
 
 /// All differences between two dumps: the stream, RAM, then devices in normalized order
 /// (old, then new-only).
-pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
+pub fn diff_dumps<'d>(old: &'d Dump, new: &'d Dump) -> Vec<Change> {
     let mut out = Vec::new();
     diff_stream(old, new, &mut out);
     diff_ram(old, new, &mut out);
@@ -441,24 +441,41 @@ pub fn diff_dumps(old: &Dump, new: &Dump) -> Vec<Change> {
         let exact = |d: &Dump| d.classes.is_some_and(|c| c.array_lengths);
         exact(old) && exact(new)
     });
-    for o in old.sorted_devices() {
+    let fixed_sizes = classes == Some(true);
+    let pair = |o: &Device, n: &Device, name: String, out: &mut Vec<Change>| {
         let first = out.len();
-        match new_by_key.get(&(o.idstr.as_str(), o.instance_id)) {
-            Some(n) => {
-                diff_section(o, n, classes == Some(true), &mut out);
-                if let (Some(exact), Some(change)) = (classes, out.get_mut(first)) {
-                    class_version_wire(change, o, n);
-                    for change in out.iter_mut().skip(first) {
-                        class_layout_wire(change, exact);
-                    }
-                }
+        diff_section(o, n, name, fixed_sizes, out);
+        if let (Some(exact), Some(change)) = (classes, out.get_mut(first)) {
+            class_version_wire(change, o, n);
+            for change in out.iter_mut().skip(first) {
+                class_layout_wire(change, exact);
             }
-            None => out.push(device_change(o, ChangeKind::DeviceRemoved)),
+        }
+    };
+    // Between -dump-vmstate files, classes that share a section name (isa-fdc, sun-fdtwo:
+    // "fdc") and describe it alike are one entry; one that differs on one side only is
+    // compared with the first of its section name on the other.
+    let first_of = |dump: &'d Dump, idstr: &str| -> Option<&'d Device> {
+        classes?;
+        dump.devices
+            .iter()
+            .find(|d| d.idstr == idstr && d.instance_id == 0)
+    };
+    for o in old.sorted_devices() {
+        match new_by_key.get(&(o.idstr.as_str(), o.instance_id)) {
+            Some(n) => pair(o, n, device_name(o), &mut out),
+            None => match first_of(new, &o.idstr) {
+                Some(n) => pair(o, n, device_name(o), &mut out),
+                None => out.push(device_change(o, ChangeKind::DeviceRemoved)),
+            },
         }
     }
     for n in new.sorted_devices() {
         if !old_keys.contains(&(n.idstr.as_str(), n.instance_id)) {
-            out.push(device_change(n, ChangeKind::DeviceAdded));
+            match first_of(old, &n.idstr) {
+                Some(o) => pair(o, n, device_name(n), &mut out),
+                None => out.push(device_change(n, ChangeKind::DeviceAdded)),
+            }
         }
     }
     if classes.is_some() {
@@ -725,14 +742,21 @@ impl Ctx<'_> {
 
 /// Differences between two sections of the same device, appended to `out`.
 pub fn diff_device(old: &Device, new: &Device, out: &mut Vec<Change>) {
-    diff_section(old, new, false, out)
+    diff_section(old, new, device_name(old), false, out)
 }
 
-fn diff_section(old: &Device, new: &Device, fixed_sizes: bool, out: &mut Vec<Change>) {
+/// [`diff_device`], the changes under display name `name`.
+fn diff_section(
+    old: &Device,
+    new: &Device,
+    name: String,
+    fixed_sizes: bool,
+    out: &mut Vec<Change>,
+) {
     let mut ctx = Ctx {
         fixed_sizes,
         idstr: old.idstr.clone(),
-        device: device_name(old),
+        device: name,
         xstate_bv: new
             .body
             .fields

@@ -169,7 +169,7 @@ fn schema_only_on_two_dump_vmstate_files() {
     // does for sure (QEMU 7.2 wrote no array lengths); what might is listed to check.
     assert_eq!(code, 0, "{stderr}");
     assert!(
-        out.starts_with("migdiff: no differences; 48 not breaking\n"),
+        out.starts_with("migdiff: no differences; 49 not breaking\n"),
         "{out}"
     );
     assert!(
