@@ -310,14 +310,7 @@ mod tests {
                 },
             }],
             ram: Vec::new(),
-            stream: StreamInfo {
-                size: 0,
-                footers: true,
-                commands: Vec::new(),
-                ram_chunks: 0,
-                vmdesc_len: None,
-                ram_instance: None,
-            },
+            stream: StreamInfo::default(),
             warnings: Vec::new(),
             classes: None,
         }

@@ -63,6 +63,20 @@ pub struct StreamInfo {
     pub ram_instance: Option<u32>,
 }
 
+/// No stream: what a description without one (`-dump-vmstate`) carries.
+impl Default for StreamInfo {
+    fn default() -> StreamInfo {
+        StreamInfo {
+            size: 0,
+            footers: true,
+            commands: Vec::new(),
+            ram_chunks: 0,
+            vmdesc_len: None,
+            ram_instance: None,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Command {
     pub offset: u64,

@@ -67,14 +67,7 @@ pub fn dump_from_vmstate(json: &Json) -> Result<Dump, String> {
         page_size: 0,
         devices,
         ram: Vec::new(),
-        stream: StreamInfo {
-            size: 0,
-            footers: true,
-            commands: Vec::new(),
-            ram_chunks: 0,
-            vmdesc_len: None,
-            ram_instance: None,
-        },
+        stream: StreamInfo::default(),
         warnings,
     })
 }
