@@ -59,8 +59,9 @@ Examples:
   Compare two machine types' device classes without booting (qemu -dump-vmstate FILE):
     migdiff --schema-only vmstate-old.json vmstate-new.json
 
-  Would a QEMU 10 destination accept this stream? (its own dump, or -dump-vmstate JSON)
-    migdiff check src.mig --against dst.mig
+  Would a QEMU 10 destination accept this stream? (its own dump and its -dump-vmstate;
+  exit 0 loads, 1 refused, 3 not decided)
+    migdiff check src.mig --against dst.mig --against dst-vmstate.json
 
   Attach to a bug report (no guest memory in either file):
     migdiff export guest.mig -o guest-state.json
@@ -217,9 +218,10 @@ struct CompareArgs {
     /// lengths and subsections, not values. Also reads two `-dump-vmstate` files.
     #[arg(long)]
     schema_only: bool,
-    /// Which differences fail (exit 1): `any`, or only those that `breaking` forward
-    /// migration (OLD's stream into NEW's QEMU); the rest are listed as not breaking.
-    /// Default: `breaking` with --schema-only, else `any`.
+    /// Which differences fail (exit 1): `any` difference, or only `breaking` ones, those
+    /// that break forward migration (OLD's stream into NEW's QEMU); the rest are counted
+    /// as not breaking, and those that might break are listed. Default: `breaking` with
+    /// --schema-only, else `any`.
     #[arg(long, value_enum, value_name = "WHICH")]
     fail_on: Option<FailOnArg>,
     #[command(flatten)]
@@ -255,7 +257,9 @@ enum DiffFormat {
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
 enum FailOnArg {
+    /// Every difference not ignored or allowed.
     Any,
+    /// Only differences that break loading OLD's stream into NEW's QEMU.
     Breaking,
 }
 
