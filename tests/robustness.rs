@@ -5,6 +5,7 @@
 //!
 //! `MIGDIFF_ROBUSTNESS_CASES=N` runs N flip cases per fixture instead of the default.
 
+use migdiff::check::{check as replay, Destination};
 use migdiff::compare::{compare, Config};
 use migdiff::render::document::{document, View};
 use migdiff::{stream, Dump};
@@ -46,6 +47,20 @@ fn check(label: &str, data: &[u8], original: &Dump) {
             let cmp = compare(original, &dump, &Config::default());
             let _ = document(&dump, View::all());
             assert!(cmp.findings.len() < 1_000_000, "{label}");
+            // The loader replay walks the damaged dump against the intact one both ways.
+            let dst = Destination {
+                dump: Some(original),
+                classes: None,
+            };
+            let verdict = replay(&dump, dst);
+            assert_eq!(verdict.loads, verdict.reasons.is_empty(), "{label}");
+            let _ = replay(
+                original,
+                Destination {
+                    dump: Some(&dump),
+                    classes: None,
+                },
+            );
         }
         Err(err) => {
             assert!(
