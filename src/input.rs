@@ -465,11 +465,11 @@ fn hex_prefix(bytes: &[u8]) -> String {
 fn unwrap_container(bytes: Bytes, start: usize, budget: &Budget) -> io::Result<Input> {
     let head = bytes.get(start..).unwrap_or_default();
     if head.starts_with(GZIP_MAGIC) {
-        let inflated = inflate(head, Container::Gzip, budget)?;
+        let inflated = inflate(&bytes, start, Container::Gzip, budget)?;
         return Ok(Input::new(inflated, 0, Container::Gzip));
     }
     if head.starts_with(ZSTD_MAGIC) {
-        let inflated = inflate(head, Container::Zstd, budget)?;
+        let inflated = inflate(&bytes, start, Container::Zstd, budget)?;
         return Ok(Input::new(inflated, 0, Container::Zstd));
     }
     if head.starts_with(LIBVIRT_PARTIAL) {
@@ -488,12 +488,34 @@ fn unwrap_container(bytes: Bytes, start: usize, budget: &Budget) -> io::Result<I
 struct Counting<'a, R> {
     inner: R,
     count: &'a Cell<u64>,
+    /// The mapping the compressed bytes come from, and where in it they start: what has
+    /// been decompressed is released as it goes, as [`Input::release`] does for streams.
+    source: &'a Bytes,
+    start: usize,
+    released: usize,
 }
 
 impl<R: Read> Read for Counting<'_, R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        const STEP: usize = 1 << 23;
         let n = self.inner.read(buf)?;
         self.count.set(self.count.get() + n as u64);
+        let read_to = usize::try_from(self.count.get()).map_or(0, |c| c.saturating_add(self.start))
+            / STEP
+            * STEP;
+        if let (Bytes::Mapped(map), true) = (self.source, read_to > self.released) {
+            let to = read_to.min(map.len());
+            // SAFETY: as in `Input::release`: a read-only, file-backed map; released pages
+            // fault back in from the page cache unchanged.
+            let _ = unsafe {
+                map.unchecked_advise_range(
+                    UncheckedAdvice::DontNeed,
+                    self.released,
+                    to - self.released,
+                )
+            };
+            self.released = to;
+        }
         Ok(n)
     }
 }
@@ -509,15 +531,24 @@ impl Read for Decompressing<'_> {
     }
 }
 
-/// Decompresses `compressed` (gzip or zstd, as `container` says) into an unlinked temporary
-/// file and maps it: memory stays bounded, and so does the file, by
-/// [`Budget::inflated`]. The decompressed data must start like a QEMU stream or JSON before
+/// Decompresses what `source` holds from `start` (gzip or zstd, as `container` says) into
+/// an unlinked temporary file and maps it: memory stays bounded (the compressed pages are
+/// released as they are read), and so does the file, by [`Budget::inflated`]. The decompressed data must start like a QEMU stream or JSON before
 /// more than its first bytes are written.
-fn inflate(compressed: &[u8], container: Container, budget: &Budget) -> io::Result<Bytes> {
+fn inflate(
+    source: &Bytes,
+    start: usize,
+    container: Container,
+    budget: &Budget,
+) -> io::Result<Bytes> {
+    let compressed = source.get(start..).unwrap_or_default();
     let consumed = Cell::new(0);
     let counting = Counting {
         inner: compressed,
         count: &consumed,
+        source,
+        start,
+        released: 0,
     };
     let mut decoder = Decompressing(match container {
         Container::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counting)),
