@@ -12,8 +12,9 @@
 use serde::Serialize;
 
 use crate::diff::{
-    device_name, diff_device, resizable, size_mismatch_message, unknown_ramblock_message,
-    unknown_section_message, Change, ChangeKind, Load,
+    device_name, diff_device, resizable, size_mismatch_message, too_new_message, too_old_message,
+    unknown_ramblock_message, unknown_section_message, unsupported_version_message, Change,
+    ChangeKind, Load,
 };
 use crate::tree::{Device, Dump, Node, Struct, Value};
 use crate::vmstate_dump::FieldDesc;
@@ -293,9 +294,10 @@ fn check_ram(c: &mut Checker, src: &Dump, dst: &Dump) {
 fn too_new(c: &mut Checker, device: &Device, local: u32, detail: Option<String>) {
     c.refuse(
         &device_name(device),
-        format!(
-            "savevm: unsupported version {} for '{}' v{local}",
-            device.version_id, device.idstr
+        unsupported_version_message(
+            &device.idstr,
+            u64::from(device.version_id),
+            u64::from(local),
         ),
         detail,
     );
@@ -303,13 +305,7 @@ fn too_new(c: &mut Checker, device: &Device, local: u32, detail: Option<String>)
 
 /// vmstate.c, vmstate_load_state: a version below the vmsd's minimum.
 fn too_old(c: &mut Checker, subject: &str, vmsd: &str, version: u64, minimum: u64) {
-    c.refuse(
-        subject,
-        format!(
-            "{vmsd}: incoming version_id {version} is too old for local minimum version_id  {minimum}"
-        ),
-        None,
-    );
+    c.refuse(subject, too_old_message(vmsd, version, minimum), None);
 }
 
 fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump, class: Option<&Device>) {
@@ -540,14 +536,14 @@ fn replay_struct(
         let incoming = sub.body.version.unwrap_or(0);
         let local_version = known.body.version.unwrap_or(0);
         if incoming > local_version {
-            return Err(subsection_stop(format!(
-                "{name}: incoming version_id {incoming} is too new for local version_id {local_version}"
+            return Err(subsection_stop(too_new_message(
+                name,
+                incoming,
+                local_version,
             )));
         }
         if let Some(min) = known.body.minimum_version.filter(|&m| incoming < m) {
-            return Err(subsection_stop(format!(
-                "{name}: incoming version_id {incoming} is too old for local minimum version_id  {min}"
-            )));
+            return Err(subsection_stop(too_old_message(name, incoming, min)));
         }
         let local_sub = local.and_then(|l| {
             l.subsections

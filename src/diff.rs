@@ -505,15 +505,12 @@ fn class_version_wire(change: &mut Change, old: &Device, new: &Device) {
         return;
     }
     let (ov, nv) = (u64::from(old.version_id), u64::from(new.version_id));
-    let too_old = |vmsd: &str, v: u64, min: u64| {
-        format!("{vmsd}: incoming version_id {v} is too old for local minimum version_id  {min}")
-    };
     let (new_min, old_min) = (new.body.minimum_version, old.body.minimum_version);
     if nv > ov {
         if let Some(min) = new_min {
             change.wire.forward = if min <= ov { Load::Loads } else { Load::Breaks };
             if min > ov {
-                change.wire.why = too_old(&new.body.vmsd_name, ov, min);
+                change.wire.why = too_old_message(&new.body.vmsd_name, ov, min);
             }
         }
     } else if let Some(min) = old_min {
@@ -778,7 +775,7 @@ fn diff_section(
             &old.idstr,
             old.version_id,
             new.version_id,
-            |idstr, v, local| format!("savevm: unsupported version {v} for '{idstr}' v{local}"),
+            unsupported_version_message,
         );
         ctx.out.push(change);
     }
@@ -795,24 +792,20 @@ fn version_scope(old: u64, new: u64) -> Scope {
 
 /// A version that went up loads forward only if the new minimum_version_id allows the old
 /// version (no dump records it), and is refused backward; `too_new` words the refusal.
-fn version_wire(
-    name: &str,
-    old: u32,
-    new: u32,
-    too_new: impl Fn(&str, u32, u32) -> String,
-) -> Wire {
+fn version_wire(name: &str, old: u32, new: u32, too_new: fn(&str, u64, u64) -> String) -> Wire {
     let minimum = |v: u32| format!("loads if the destination's minimum_version_id is at most {v}");
+    let (o, n) = (u64::from(old), u64::from(new));
     if new > old {
         Wire::new(
             Load::Undecided,
             Load::Breaks,
-            format!("{}; backward: {}", minimum(old), too_new(name, new, old)),
+            format!("{}; backward: {}", minimum(old), too_new(name, n, o)),
         )
     } else {
         Wire::new(
             Load::Breaks,
             Load::Undecided,
-            format!("{}; backward: {}", too_new(name, old, new), minimum(new)),
+            format!("{}; backward: {}", too_new(name, o, n), minimum(new)),
         )
     }
 }
@@ -969,9 +962,7 @@ fn diff_subsections(old: &Struct, new: &Struct, prefix: &str, ctx: &mut Ctx<'_>)
                         new_offset: Some(n.offset),
                         ..Change::new(ctx.device.clone(), path, ChangeKind::VersionChanged)
                     };
-                    change.wire = version_wire(name, ov32, nv32, |name, v, local| {
-                        format!("{name}: incoming version_id {v} is too new for local version_id {local}")
-                    });
+                    change.wire = version_wire(name, ov32, nv32, too_new_message);
                     ctx.out.push(change);
                 }
                 diff_struct(&sub.body, &n.body, &sub_prefix, version_scope(ov, nv), ctx)
@@ -1392,6 +1383,26 @@ pub fn byte_ranges(old: &[u8], new: &[u8]) -> Vec<(u64, u64)> {
 /// a size change is accepted up to the block's maximum, which no description records.
 pub fn resizable(block: &str) -> bool {
     block.starts_with("/rom@")
+}
+
+/// QEMU's words for a section newer than the local vmsd (savevm.c,
+/// qemu_loadvm_section_start_full).
+pub fn unsupported_version_message(idstr: &str, incoming: u64, local: u64) -> String {
+    format!("savevm: unsupported version {incoming} for '{idstr}' v{local}")
+}
+
+/// QEMU's words for a vmsd (a subsection's too) loaded at a version above its own
+/// (vmstate.c, vmstate_load_state).
+pub fn too_new_message(vmsd: &str, incoming: u64, local: u64) -> String {
+    format!("{vmsd}: incoming version_id {incoming} is too new for local version_id {local}")
+}
+
+/// QEMU's words for a version below a vmsd's minimum (vmstate.c, vmstate_load_state; two
+/// spaces before the number, as QEMU prints it).
+pub fn too_old_message(vmsd: &str, incoming: u64, minimum: u64) -> String {
+    format!(
+        "{vmsd}: incoming version_id {incoming} is too old for local minimum version_id  {minimum}"
+    )
 }
 
 /// QEMU's words for a RAM block of another size (what 7.2 and 10.0 print, qemu_ram_resize).
