@@ -268,6 +268,14 @@ pub struct Shape {
     pub len: u64,
 }
 
+/// `buffer, 66 bytes`.
+impl fmt::Display for Shape {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = if self.len == 1 { "byte" } else { "bytes" };
+        write!(f, "{}, {} {unit}", self.type_name, self.len)
+    }
+}
+
 impl Shape {
     fn of(node: &Node) -> Shape {
         Shape {
@@ -1114,14 +1122,7 @@ impl Layout {
 
 /// `esp.drq_state (uint8, 1 byte) only in new`, for wire reasons.
 fn describe_field(change: &Change) -> String {
-    let shape = |s: &Option<Shape>| {
-        s.as_ref()
-            .map(|s| {
-                let unit = if s.len == 1 { "byte" } else { "bytes" };
-                format!("{}, {} {unit}", s.type_name, s.len)
-            })
-            .unwrap_or_default()
-    };
+    let shape = |s: &Option<Shape>| s.as_ref().map(Shape::to_string).unwrap_or_default();
     match change.kind {
         ChangeKind::FieldAdded => {
             format!("{} ({}) only in new", change.path, shape(&change.new_type))

@@ -58,15 +58,9 @@ fn text(leaf: &Option<Leaf>) -> String {
     leaf.as_ref().map(Leaf::to_string).unwrap_or_default()
 }
 
-/// `buffer, 66 bytes`.
+/// `buffer, 66 bytes`, or nothing.
 fn shape(shape: &Option<Shape>) -> String {
-    shape
-        .as_ref()
-        .map(|s| {
-            let unit = if s.len == 1 { "byte" } else { "bytes" };
-            format!("{}, {} {unit}", s.type_name, s.len)
-        })
-        .unwrap_or_default()
+    shape.as_ref().map(Shape::to_string).unwrap_or_default()
 }
 
 /// Describes one change on one line.
