@@ -44,15 +44,10 @@ impl Style {
 /// Buffers up to this many bytes are shown inline; longer ones as 16-byte rows.
 pub const INLINE_BYTES: usize = 16;
 
-/// A leaf value as text: integers in hex padded to their size (`0x00000040`), negative
-/// signed values with their decimal (`0xffffffff (-1)`), short buffers as hex bytes.
-pub fn format_value(node: &Node) -> String {
-    let mut out = String::new();
-    write_value(&mut out, node);
-    out
-}
-
-/// [`format_value`] onto an existing string (no allocation per value).
+/// A leaf value as text onto `out` (no allocation per value): integers in hex padded to
+/// their size (`0x00000040`), negative signed values with their decimal
+/// (`0xffffffff (-1)`), short buffers as hex bytes. Changes print their values the same way
+/// ([`Leaf`](crate::diff::Leaf)'s `Display`).
 pub fn write_value(out: &mut String, node: &Node) {
     use std::fmt::Write as _;
     let _ = match &node.value {
@@ -168,6 +163,12 @@ mod tests {
             push_decimal(&mut s, n);
             assert_eq!(s, n.to_string());
         }
+    }
+
+    fn format_value(node: &Node) -> String {
+        let mut out = String::new();
+        write_value(&mut out, node);
+        out
     }
 
     #[test]
