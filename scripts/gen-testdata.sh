@@ -207,6 +207,32 @@ mig() {
   fi
 }
 
+# ------------------------------------------------------------------------------------ aarch64 and riscv64
+QEMU_A64=qemu-system-aarch64
+QEMU_RV64=qemu-system-riscv64
+# other_targets: Arm and RISC-V `virt` machines, stopped and after a few seconds of firmware.
+other_targets() {
+  if [ "$DRY" = 0 ]; then
+    for b in "$QEMU_A64" "$QEMU_RV64"; do
+      command -v "$b" >/dev/null || { echo "gen-testdata: $b not found (apt-get install qemu-system-arm qemu-system-misc)" >&2; return 1; }
+    done
+  fi
+  # -seed: QEMU writes random rng-seed/kaslr-seed properties into the device tree, which lies in guest RAM;
+  # a fixed seed keeps that RAM page the same across processes, so the --again pairs differ in device state only.
+  local seed_note="\`-seed 1\` fixes the random seeds QEMU writes into the device tree in guest RAM (without it two processes differ in that RAM page)."
+  mig aarch64-max-stopped.mig "$QEMU_A64" --mem 128 --again aarch64-max-stopped-again.mig -- -M virt -cpu max -seed 1 -S
+  mig aarch64-a57-stopped.mig "$QEMU_A64" --mem 128 -- -M virt -cpu cortex-a57 -seed 1 -S
+  mig riscv64-stopped.mig "$QEMU_RV64" --mem 128 --again riscv64-stopped-again.mig -- -M virt -seed 1 -S
+  mig riscv64-running.mig "$QEMU_RV64" --mem 128 --delay 3 -- -M virt -seed 1
+  local f
+  for f in aarch64-max-stopped.mig aarch64-max-stopped-again.mig aarch64-a57-stopped.mig; do
+    M_NOTE[$f]="No firmware (\`-bios\`): the guest never runs, and the 2 MB UEFI image in flash would be most of the file. $seed_note"
+  done
+  for f in riscv64-stopped.mig riscv64-stopped-again.mig; do M_NOTE[$f]=$seed_note; done
+  M_HOW[riscv64-running.mig]="QMP \`migrate {\"uri\": \"exec:cat > riscv64-running.mig\"}\`, sent 3 s after QEMU started (guest running QEMU's default OpenSBI firmware, no kernel)"
+  M_NOTE[riscv64-running.mig]=$seed_note
+}
+
 # ---------------------------------------------------------------------------------------------- fixtures
 # steps runs twice: a dry pass (DRY=1) that only lists every file in ORDER, then the real one.
 steps() {
@@ -309,6 +335,8 @@ for spec in pc-i440fx-7.2:pc72 pc-q35-7.2:q35-72; do
     M_ORACLE[$vout]="n/a (not a migration stream)"
   done
 done
+
+other_targets
 }
 
 steps
