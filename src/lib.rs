@@ -43,6 +43,7 @@ pub mod ram;
 pub mod reader;
 pub mod render;
 pub mod stream;
+pub mod strip;
 pub mod tree;
 pub mod vmdesc;
 pub mod vmstate_dump;
