@@ -21,6 +21,7 @@ use crate::vmstate_dump::FieldDesc;
 
 /// What is known of the destination.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct Destination<'a> {
     /// A dump made by the destination: exact sections and RAM blocks, but only the
     /// subsections its state happened to send, and no minimum versions.
@@ -33,6 +34,7 @@ pub struct Destination<'a> {
 /// The answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Answer {
     Loads,
     Refused,
@@ -42,6 +44,7 @@ pub enum Answer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Severity {
     /// The destination refuses the stream.
     Refused,
@@ -50,6 +53,7 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Reason {
     pub severity: Severity,
     /// `idstr (instance)`, `ram/BLOCK` or `configuration`.
@@ -62,6 +66,7 @@ pub struct Reason {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Verdict {
     pub answer: Answer,
     /// Kept for readers of the first JSON layout: `answer == "loads"`.

@@ -14,6 +14,7 @@ use crate::tree::Dump;
 
 /// Which differences fail a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum FailOn {
     /// Every difference that is not ignored or allowed.
     #[default]
@@ -25,6 +26,7 @@ pub enum FailOn {
 
 /// How two dumps are compared.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Config {
     /// Ignore patterns (defaults included when the caller wants them).
     pub filter: Filter,
@@ -37,6 +39,7 @@ pub struct Config {
 /// What became of one difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
+#[non_exhaustive]
 pub enum Disposition {
     /// A difference that fails the comparison.
     Counted,
@@ -50,6 +53,7 @@ pub enum Disposition {
 
 /// A difference and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Finding {
     #[serde(flatten)]
     pub change: Change,
@@ -65,6 +69,7 @@ impl Finding {
 /// An allow rule that allowed nothing, and what its pattern did match (whose values the
 /// rule's pins did not).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct StaleRule {
     pub rule: usize,
     /// `OLD -> NEW` of each difference the pattern matched, as printed.
@@ -73,6 +78,7 @@ pub struct StaleRule {
 
 /// Counts by class of the counted differences, and of the rest by what became of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Counts {
     pub stream: usize,
     pub devices: usize,
@@ -98,6 +104,7 @@ impl Counts {
 
 /// Two dumps compared.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Comparison {
     /// Every difference, in order: stream, RAM, then devices by `(idstr, instance)`.
     pub findings: Vec<Finding>,

@@ -153,7 +153,7 @@ impl Leaf {
         }
     }
 
-    /// The integer, for [`explain`] and numeric allow pins.
+    /// The integer, for `explain` and numeric allow pins.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
             Leaf::Int { value, .. } | Leaf::Elements(value) | Leaf::Size(value) => Some(value),
@@ -262,6 +262,7 @@ impl Serialize for Leaf {
 
 /// A field's type and its size in the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Shape {
     #[serde(rename = "type")]
     pub type_name: String,
@@ -287,6 +288,7 @@ impl Shape {
 
 /// How many pages of a RAM block differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PageCount {
     pub changed: u64,
     pub total: u64,
@@ -296,6 +298,7 @@ pub struct PageCount {
 /// What a destination does with the other side's bytes in one direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Load {
     /// The same bytes at the same places: names or types differ, the wire does not.
     Identical,
@@ -310,6 +313,7 @@ pub enum Load {
 /// The wire impact of a change: forward is old's stream into new's QEMU, backward the
 /// reverse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Wire {
     pub forward: Load,
     pub backward: Load,

@@ -84,6 +84,7 @@ const GIB: u64 = 1 << 30;
 /// inside a compressed stream; QEVM, gzip, zstd, a libvirt save image or JSON on standard
 /// input), so `/dev/zero` is refused at byte 0.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Budget {
     /// The most bytes copied from standard input, a FIFO or a device.
     pub pipe: u64,
@@ -192,6 +193,7 @@ impl Deref for Bytes {
 
 /// How the stream was wrapped.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub enum Container {
     Raw,
     Gzip,
@@ -241,6 +243,7 @@ impl fmt::Display for Container {
 
 /// An opened input: the QEMU stream's bytes and what they came wrapped in. Byte offsets in
 /// errors count from the start of the (decompressed) stream.
+#[non_exhaustive]
 pub struct Input {
     bytes: Bytes,
     start: usize,

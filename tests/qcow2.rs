@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use migdiff::input::{Container, Input};
+use migdiff::{Container, Input};
 
 fn testdata(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -270,16 +270,13 @@ fn open_synthetic_err(dir: &Path, image: &[u8]) -> String {
 fn scattered_clusters_reassemble_the_stream_in_versions_2_and_3() {
     let dir = tempfile::tempdir().unwrap();
     let stream = std::fs::read(testdata("pc10-stopped.mig")).unwrap();
-    let expected = migdiff::stream::decode(&stream, None).unwrap();
+    let expected = migdiff::decode(&stream, None).unwrap();
     for version in [2, 3] {
         let mut synthetic = Synthetic::new(version, stream.clone());
         synthetic.scattered = true;
         let input = open(dir.path(), &synthetic.build().0).unwrap();
         assert_eq!(input.stream(), &stream[..], "version {version}");
-        assert_eq!(
-            migdiff::stream::decode(input.stream(), None).unwrap(),
-            expected
-        );
+        assert_eq!(migdiff::decode(input.stream(), None).unwrap(), expected);
     }
 }
 
