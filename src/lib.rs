@@ -8,9 +8,10 @@
 //! 3. [`stream`] (with [`decode`] and [`ram`]): stream bytes + schema → [`Dump`].
 //! 4. [`diff`]: two dumps → typed [`Change`](diff::Change)s, each with its wire impact.
 //! 5. [`compare`]: changes + ignores, allow rules, `--fail-on` → a
-//!    [`Comparison`](compare::Comparison), which every output renders; [`check`] replays
-//!    QEMU's loader instead, for a [`Verdict`](check::Verdict).
-//! 6. [`render`] (with [`explain`] for what fields mean): a comparison and the two trees →
+//!    [`Comparison`](compare::Comparison), which every output renders, each change with
+//!    what it means ([`explain`]); [`check`] replays QEMU's loader instead, for a
+//!    [`Verdict`](check::Verdict).
+//! 6. [`render`] (with [`explain`] for the `# ...` of a line): a comparison and the two trees →
 //!    unified diff, summary, JSON, JUnit, Markdown, HTML.
 //!
 //! ```
