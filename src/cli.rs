@@ -15,8 +15,10 @@ use crate::inputs::{export_of, load, load_desc, output, LoadOptions, Loaded, VMS
 
 use migdiff::check::{Answer, Destination, Severity};
 use migdiff::compare::{compare, schema_trees, Comparison, Config, FailOn};
+use migdiff::export::is_json;
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use migdiff::gate::AllowList;
+use migdiff::input::Input;
 use migdiff::render::attachment::{write_html, write_markdown, Report};
 use migdiff::render::document::{document, write_document, View};
 use migdiff::render::junit::write_junit;
@@ -121,6 +123,34 @@ enum Command {
     /// Exit 0: it would load; 1: it would be refused; 3: not decided (nothing refuses it,
     /// but something the descriptions cannot show could; the reasons say what); 2: trouble.
     Check(CheckArgs),
+    /// Write the same stream with every RAM page sent as a zero page: no guest memory.
+    ///
+    /// The header, configuration, device sections, commands and vmdesc are copied byte for
+    /// byte, so QEMU still loads the result (`-incoming "exec:cat OUT"`) and reports the
+    /// same load errors, and migdiff and analyze-migration.py decode the same device state.
+    /// Only RAM contents are gone (RAM block names and sizes stay). Device state can hold
+    /// secrets of its own (registers, buffers): see `export`. Writes a plain stream, also for
+    /// a compressed input or a libvirt save image.
+    Strip(StripArgs),
+}
+
+#[derive(Args, Debug)]
+struct StripArgs {
+    /// The dump to strip.
+    file: PathBuf,
+    /// Where to write the stripped stream (`-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Also keep the pages PATTERN covers (repeatable), in the ignore syntax: `ram/BLOCK`
+    /// for a whole RAM block, `ram/BLOCK@0x0-0xfff` for some bytes of it.
+    #[arg(long, value_name = "PATTERN")]
+    keep: Vec<String>,
+    /// Zero the pages kept by default too: x86's ROM window `ram/pc.ram@0xc0000-0xfffff`
+    /// (BIOS and option-ROM copies; QEMU's kvmvapic reads it when loading).
+    #[arg(long)]
+    no_default_keep: bool,
+    #[command(flatten)]
+    common: CommonArgs,
 }
 
 #[derive(Args, Debug)]
@@ -308,6 +338,7 @@ pub fn run() -> Result<Outcome> {
         Some(Command::Export(args)) => export(&args),
         Some(Command::Report(args)) => report(&args),
         Some(Command::Check(args)) => check(&args),
+        Some(Command::Strip(args)) => strip(&args),
         None => diff(&cli.diff),
     }
 }
@@ -361,6 +392,40 @@ fn export(args: &ExportArgs) -> Result<Outcome> {
     serde_json::to_writer(&mut out, &export_of(loaded))?;
     writeln!(out)?;
     out.flush()?;
+    Ok(Outcome::Same)
+}
+
+fn strip(args: &StripArgs) -> Result<Outcome> {
+    let desc = load_desc(args.common.desc.as_deref())?;
+    let name = args.file.display();
+    let input = Input::open(&args.file).with_context(|| format!("reading {name}"))?;
+    if is_json(input.stream()) {
+        anyhow::bail!("{name}: JSON holds no RAM pages; strip takes a migration stream");
+    }
+    let to_stdout = args.output.as_os_str() == "-";
+    let mut out: Box<dyn Write> = if to_stdout {
+        Box::new(BufWriter::new(io::stdout().lock()))
+    } else {
+        let file = std::fs::File::create(&args.output)
+            .with_context(|| format!("creating {}", args.output.display()))?;
+        Box::new(BufWriter::new(file))
+    };
+    let mut keep: Vec<&str> = Vec::new();
+    if !args.no_default_keep {
+        keep.extend(migdiff::strip::DEFAULT_KEEP);
+    }
+    keep.extend(args.keep.iter().map(String::as_str));
+    let keep = Filter::new(&keep)?;
+    let stripped = migdiff::strip::strip(input.stream(), desc.as_ref(), &keep, &mut out)
+        .with_context(|| format!("{name}"))?;
+    out.flush()?;
+    eprintln!(
+        "migdiff: {} RAM pages written as zero pages, {} kept; {} -> {} bytes",
+        stripped.zeroed,
+        stripped.kept,
+        input.stream().len(),
+        stripped.bytes
+    );
     Ok(Outcome::Same)
 }
 

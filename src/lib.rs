@@ -3,7 +3,8 @@
 //!
 //! The pipeline, one module per stage, data flowing one way:
 //!
-//! 1. [`input`]: file, pipe or compressed container → stream bytes.
+//! 1. [`input`]: file, pipe, compressed container or qcow2 snapshot ([`qcow2`]) → stream
+//!    bytes.
 //! 2. [`vmdesc`]: the JSON description QEMU appends after the stream → [`Schema`].
 //! 3. [`stream`] (with [`decode`] and [`ram`]): stream bytes + schema → [`Dump`].
 //! 4. [`diff`]: two dumps → typed [`Change`](diff::Change)s, each with its wire impact.
@@ -40,10 +41,12 @@ pub mod filter;
 pub mod gate;
 mod hex;
 pub mod input;
+pub mod qcow2;
 pub mod ram;
 pub mod reader;
 pub mod render;
 pub mod stream;
+pub mod strip;
 pub mod tree;
 pub mod vmdesc;
 pub mod vmstate_dump;
