@@ -192,7 +192,7 @@ pub fn annotate(old: &Dump, new: &Dump, changes: &mut [Change]) {
     }
 }
 
-/// Where a destination refuses a device's PCI config space ([`pci::bad_config_data`]):
+/// Where a destination refuses a device's PCI config space (QEMU `get_pci_config_device`):
 /// the path of the field and QEMU's message, for the first config space (a `pci config`
 /// field, or the one a virtio-pci blob starts with) whose read-only bytes differ.
 pub fn bad_config_data(src: &Device, dst: &Device) -> Option<(String, String)> {
