@@ -9,10 +9,10 @@
 //! 3. stream (with decode and ram): stream bytes + schema → [`Dump`] ([`decode`]).
 //! 4. diff: two dumps → typed [`Change`]s, each with its [`Wire`] impact.
 //! 5. compare: changes + ignores, allow rules, [`FailOn`] → a [`Comparison`], which every
-//!    output renders ([`compare`]); [`check`] replays QEMU's loader instead, for a
-//!    [`Verdict`].
-//! 6. render (with explain for what fields mean): a comparison and the two trees → unified
-//!    diff, summary, JSON, JUnit, Markdown, HTML ([`write_tree`], [`write_summary`]).
+//!    output renders ([`compare`]), each change with what it means (explain); [`check`]
+//!    replays QEMU's loader instead, for a [`Verdict`].
+//! 6. render (with explain for the `# ...` of a line): a comparison and the two trees →
+//!    unified diff, summary, JSON, JUnit, Markdown, HTML ([`write_tree`], [`write_summary`]).
 //!
 //! The library is what this page lists; the stages are private. Build it without the
 //! command line's dependencies (clap, indicatif, rayon, ...) with
