@@ -18,7 +18,7 @@ use migdiff::compare::{compare, schema_trees, Comparison, Config, FailOn};
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use migdiff::gate::AllowList;
 use migdiff::render::attachment::{write_html, write_markdown, Report};
-use migdiff::render::document::{document, write_document, View};
+use migdiff::render::document::{document, one_sided, write_document, View};
 use migdiff::render::junit::write_junit;
 use migdiff::render::report::{self, DiffDocument};
 use migdiff::render::unified::{section_hunks, write_unified, Hunk, Labels};
@@ -174,6 +174,9 @@ struct ReportArgs {
     /// Lines of context around each change in the diff.
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     context: usize,
+    /// Devices on one side only in full, every field, instead of a summary line each.
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Args, Debug)]
@@ -238,6 +241,9 @@ struct DiffArgs {
     /// Lines of context around each change in the unified diff.
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     context: usize,
+    /// Devices on one side only in full, every field, instead of a summary line each.
+    #[arg(long)]
+    full: bool,
     /// When to colour the output. `auto`: only on a terminal, and never when NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -424,19 +430,26 @@ impl Compared {
 
     /// Hunks of the sections with counted differences, from the two normalized documents
     /// less what the comparison ignored, allowed or tolerated.
-    fn hunks(&self, context: usize) -> Vec<Hunk> {
+    fn hunks(&self, context: usize, full: bool) -> Vec<Hunk> {
         if self.cmp.counts.total() == 0 {
             return Vec::new();
         }
         let (old_quiet, new_quiet) = self.cmp.quiet_subjects();
         let filter = &self.config.filter;
+        let summarized = if full {
+            HashSet::new()
+        } else {
+            one_sided(&self.cmp)
+        };
         let old_view = View {
             filter,
             quiet: &old_quiet,
+            summarized: &summarized,
         };
         let new_view = View {
             filter,
             quiet: &new_quiet,
+            summarized: &summarized,
         };
         // Only the trees cross threads (the inputs hold non-shareable state).
         let (old_dump, new_dump) = (&self.old.dump, &self.new.dump);
@@ -497,7 +510,12 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
             if counts.total() > 0 || counts.tolerated > 0 || !notes.is_empty() {
                 report::write_preamble(&mut out, &notes, &cmp.cmp.counts, style)?;
             }
-            write_unified(&mut out, &cmp.labels(), &cmp.hunks(args.context), style)?;
+            write_unified(
+                &mut out,
+                &cmp.labels(),
+                &cmp.hunks(args.context, args.full),
+                style,
+            )?;
         }
         DiffFormat::Summary => report::write_summary(&mut out, &cmp.cmp, style)?,
         DiffFormat::Json => {
@@ -523,7 +541,7 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
 fn report(args: &ReportArgs) -> Result<Outcome> {
     let cmp = compared(&args.compare, true)?;
     let notes = cmp.notes();
-    let hunks = cmp.hunks(args.context);
+    let hunks = cmp.hunks(args.context, args.full);
     let report = Report {
         labels: cmp.labels(),
         old: &cmp.old.info,
