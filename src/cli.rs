@@ -17,7 +17,7 @@ use migdiff::check::{Answer, Destination, Severity};
 use migdiff::compare::{compare, schema_trees, Comparison, Config, FailOn};
 use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use migdiff::gate::AllowList;
-use migdiff::render::attachment::{write_html, write_markdown, Report};
+use migdiff::render::attachment::{markdown, write_html, Report, COMMENT_LIMIT};
 use migdiff::render::document::{document, one_sided, write_document, View};
 use migdiff::render::junit::write_junit;
 use migdiff::render::report::{self, DiffDocument};
@@ -554,7 +554,17 @@ fn report(args: &ReportArgs) -> Result<Outcome> {
     if args.html {
         write_html(&mut out, &report)?;
     } else {
-        write_markdown(&mut out, &report)?;
+        // Beside `-o report.md`, `report.full.diff`: for when the report must be trimmed.
+        let full_diff_path = args.output.as_ref().map(|o| o.with_extension("full.diff"));
+        let full_diff_name = full_diff_path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let md = markdown(&report, COMMENT_LIMIT, full_diff_name.as_deref());
+        out.write_all(md.report.as_bytes())?;
+        if let (Some(path), Some(text)) = (full_diff_path, md.full_diff) {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     out.flush()?;
     Ok(cmp.outcome(args.compare.strict))

@@ -7,8 +7,10 @@ use std::io::{self, Write};
 
 use similar::ChangeTag;
 
+use super::document::header_name;
 use super::report::{summary_rows, verdict, InputInfo, SUMMARY_COLUMNS};
 use super::unified::{Hunk, Labels};
+use super::{count, Style};
 use crate::compare::Comparison;
 
 /// Everything a report shows.
@@ -61,40 +63,221 @@ fn md_cell(text: &str) -> String {
     text.replace('|', "\\|")
 }
 
-pub fn write_markdown(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
-    writeln!(
+/// GitHub and GitLab take comments of at most this many characters.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+/// A Markdown report that fits a comment: the whole report when it fits, else a trimmed one
+/// that names `full_diff_file`, and the text that file should hold.
+pub struct Markdown {
+    pub report: String,
+    /// What `migdiff OLD NEW` prints (every note, every hunk): set when the report was
+    /// trimmed.
+    pub full_diff: Option<String>,
+}
+
+/// The Markdown report, at most `limit` characters when it can be: what does not fit is
+/// left out, hunks of devices with changed values or schema last, then RAM, then devices
+/// present on one side (then notes, from the end), and a line says what and where it is.
+pub fn markdown(r: &Report<'_>, limit: usize, full_diff_file: Option<&str>) -> Markdown {
+    let all: Vec<&Hunk> = r.hunks.iter().collect();
+    let whole = markdown_text(r, r.notes, &all, None);
+    if whole.chars().count() <= limit {
+        return Markdown {
+            report: whole,
+            full_diff: None,
+        };
+    }
+    let mut full_diff = Vec::new();
+    let full_diff = super::report::write_preamble(
+        &mut full_diff,
+        r.notes,
+        &r.comparison.counts,
+        Style::default(),
+    )
+    .and_then(|()| {
+        super::unified::write_unified(&mut full_diff, &r.labels, r.hunks, Style::default())
+    })
+    .map(|()| String::from_utf8_lossy(&full_diff).into_owned())
+    .ok();
+    let left_out = |notes: usize, chosen: &[usize]| LeftOut {
+        notes: r.notes.len() - notes,
+        hunks: r.hunks.len() - chosen.len(),
+        devices: devices_left_out(r.hunks, chosen),
+        file: full_diff_file,
+        limit,
+    };
+    // Notes first, as many as fit with no hunk; then hunks by importance.
+    let note_sizes = r.notes.iter().map(|n| note_line(n).chars().count());
+    let skeleton = |notes: usize| {
+        markdown_text(r, &r.notes[..notes], &[], Some(&left_out(notes, &[])))
+            .chars()
+            .count()
+    };
+    let mut notes = r.notes.len();
+    let mut size = skeleton(notes);
+    let note_sizes: Vec<usize> = note_sizes.collect();
+    while size > limit && notes > 0 {
+        notes -= 1;
+        size -= note_sizes[notes];
+    }
+    let mut by_importance: Vec<(usize, &Hunk)> = r.hunks.iter().enumerate().collect();
+    let rank = importance(r.comparison);
+    by_importance.sort_by_key(|(at, hunk)| (rank(hunk), *at));
+    // The diff block's fence and <details> lines, and the longer left-out line.
+    let mut used = size + 200;
+    let mut chosen: Vec<usize> = Vec::new();
+    for (at, hunk) in by_importance {
+        let cost = hunk_lines(hunk)
+            .map(|l| l.chars().count() + 1)
+            .sum::<usize>();
+        if used + cost <= limit {
+            used += cost;
+            chosen.push(at);
+        }
+    }
+    loop {
+        chosen.sort_unstable();
+        let shown: Vec<&Hunk> = chosen.iter().map(|&at| &r.hunks[at]).collect();
+        let report = markdown_text(
+            r,
+            &r.notes[..notes],
+            &shown,
+            Some(&left_out(notes, &chosen)),
+        );
+        if report.chars().count() <= limit || chosen.is_empty() {
+            return Markdown { report, full_diff };
+        }
+        // The estimate was short: drop the least important hunk shown.
+        let least = chosen
+            .iter()
+            .copied()
+            .max_by_key(|&at| (rank(&r.hunks[at]), at));
+        chosen.retain(|&at| Some(at) != least);
+    }
+}
+
+/// A hunk's rank: 0 for the stream and devices with schema or value differences, 1 for
+/// RAM, 2 for devices present on one side only.
+fn importance(cmp: &Comparison) -> impl Fn(&Hunk) -> u8 {
+    let rows = summary_rows(cmp);
+    move |hunk: &Hunk| {
+        let name = header_name(&hunk.device).unwrap_or_default();
+        match rows.iter().find(|(device, _)| device == name) {
+            _ if name == "stream" => 0,
+            Some((_, [_, schema, values, _])) if schema + values > 0 => 0,
+            Some((_, [_, _, _, ram])) if *ram > 0 => 1,
+            _ => 2,
+        }
+    }
+}
+
+/// Names of the devices with a hunk whose index is not in `chosen` (sorted), in order,
+/// each once.
+fn devices_left_out(all: &[Hunk], chosen: &[usize]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    let left_out = (0..all.len()).filter(|at| chosen.binary_search(at).is_err());
+    for hunk in left_out.map(|at| &all[at]) {
+        let name = header_name(&hunk.device).unwrap_or(&hunk.device);
+        if out.last().map(String::as_str) != Some(name) {
+            out.push(name.to_string());
+        }
+    }
+    out
+}
+
+/// What a trimmed report left out, and where the whole diff is.
+struct LeftOut<'a> {
+    notes: usize,
+    hunks: usize,
+    devices: Vec<String>,
+    file: Option<&'a str>,
+    limit: usize,
+}
+
+impl std::fmt::Display for LeftOut<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        const NAMED: usize = 10;
+        write!(
+            f,
+            "Trimmed to fit a {}-character comment: left out {}",
+            self.limit,
+            count(self.hunks, "hunk")
+        )?;
+        if !self.devices.is_empty() {
+            let named: Vec<String> = self
+                .devices
+                .iter()
+                .take(NAMED)
+                .map(|d| format!("`{}`", md_cell(d)))
+                .collect();
+            write!(f, " (of {}", named.join(", "))?;
+            if self.devices.len() > NAMED {
+                write!(
+                    f,
+                    " and {} more",
+                    count(self.devices.len() - NAMED, "device")
+                )?;
+            }
+            write!(f, ")")?;
+        }
+        if self.notes > 0 {
+            write!(f, " and {}", count(self.notes, "note"))?;
+        }
+        match self.file {
+            Some(file) => write!(f, ". The full diff is in `{file}`, beside this report."),
+            None => write!(f, ". `migdiff report -o FILE` writes the full diff beside FILE; `migdiff OLD NEW` prints it."),
+        }
+    }
+}
+
+fn note_line((tag, text): &(&str, String)) -> String {
+    format!("- **{tag}** `{}`\n", text.replace('`', "'"))
+}
+
+/// A hunk as diff lines: its `@@` header, then each line with its sign.
+fn hunk_lines(hunk: &Hunk) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(format!("{} {}", hunk.range, hunk.device))
+        .chain(hunk.lines.iter().map(|(t, l)| diff_line(*t, l)))
+}
+
+/// The report with `notes` and `hunks` of all there are, and what was left out.
+fn markdown_text(
+    r: &Report<'_>,
+    notes: &[(&str, String)],
+    hunks: &[&Hunk],
+    left_out: Option<&LeftOut<'_>>,
+) -> String {
+    use std::fmt::Write as _;
+    let mut w = String::new();
+    let _ = writeln!(
         w,
         "# migdiff report: `{}` vs `{}`\n",
         r.labels.old, r.labels.new
-    )?;
-    writeln!(w, "**{}**\n", verdict(&r.comparison.counts))?;
-    writeln!(w, "| | old | new |\n|---|---|---|")?;
+    );
+    let _ = writeln!(w, "**{}**\n", verdict(&r.comparison.counts));
+    if let Some(left_out) = left_out {
+        let _ = writeln!(w, "> {left_out}\n");
+    }
+    let _ = writeln!(w, "| | old | new |\n|---|---|---|");
     for (label, old, new) in input_rows(r) {
-        writeln!(w, "| {label} | `{}` | `{}` |", md_cell(&old), md_cell(&new))?;
+        let _ = writeln!(w, "| {label} | `{}` | `{}` |", md_cell(&old), md_cell(&new));
     }
     let rows = summary_rows(r.comparison);
     if !rows.is_empty() {
         let [p, s, v, ram] = SUMMARY_COLUMNS;
-        writeln!(w, "\n## Differences by device\n\n| device | {p} | {s} | {v} | {ram} |\n|---|--:|--:|--:|--:|")?;
+        let _ = writeln!(w, "\n## Differences by device\n\n| device | {p} | {s} | {v} | {ram} |\n|---|--:|--:|--:|--:|");
         for (device, [a, b, c, d]) in &rows {
-            writeln!(w, "| `{}` | {a} | {b} | {c} | {d} |", md_cell(device))?;
+            let _ = writeln!(w, "| `{}` | {a} | {b} | {c} | {d} |", md_cell(device));
         }
     }
-    if !r.notes.is_empty() {
-        writeln!(w, "\n## Notes\n")?;
-        for (tag, text) in r.notes {
-            writeln!(w, "- **{tag}** `{}`", text.replace('`', "'"))?;
+    if !notes.is_empty() {
+        let _ = writeln!(w, "\n## Notes\n");
+        for note in notes {
+            w.push_str(&note_line(note));
         }
     }
-    if !r.hunks.is_empty() {
-        let lines: Vec<String> = r
-            .hunks
-            .iter()
-            .flat_map(|h| {
-                std::iter::once(format!("{} {}", h.range, h.device))
-                    .chain(h.lines.iter().map(|(t, l)| diff_line(*t, l)))
-            })
-            .collect();
+    if !hunks.is_empty() {
+        let lines: Vec<String> = hunks.iter().flat_map(|h| hunk_lines(h)).collect();
         // A fence longer than any run of backticks in the diff.
         let fence = "`".repeat(
             3 + lines
@@ -103,18 +286,20 @@ pub fn write_markdown(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
                 .max()
                 .unwrap_or(0),
         );
-        writeln!(
+        let _ = writeln!(
             w,
-            "\n## Diff\n\n<details><summary>{} hunks</summary>\n",
-            r.hunks.len()
-        )?;
-        writeln!(w, "{fence}diff\n--- {}\n+++ {}", r.labels.old, r.labels.new)?;
+            "\n## Diff\n\n<details><summary>{}</summary>\n",
+            count(hunks.len(), "hunk")
+        );
+        let _ = writeln!(w, "{fence}diff\n--- {}\n+++ {}", r.labels.old, r.labels.new);
         for line in lines {
-            writeln!(w, "{line}")?;
+            w.push_str(&line);
+            w.push('\n');
         }
-        writeln!(w, "{fence}\n\n</details>")?;
+        let _ = writeln!(w, "{fence}\n\n</details>");
     }
-    writeln!(w, "\n---\nmigdiff {}. {FOOTER}", env!("CARGO_PKG_VERSION"))
+    let _ = writeln!(w, "\n---\nmigdiff {}. {FOOTER}", env!("CARGO_PKG_VERSION"));
+    w
 }
 
 fn html(text: &str) -> String {
