@@ -21,7 +21,7 @@ use migdiff::render::attachment::{markdown, write_html, Report, COMMENT_LIMIT};
 use migdiff::render::document::{document, one_sided, write_document, View};
 use migdiff::render::junit::write_junit;
 use migdiff::render::report::{self, DiffDocument};
-use migdiff::render::unified::{section_hunks, write_unified, Hunk, Labels};
+use migdiff::render::unified::{unified_hunks, write_unified, Hunk, Labels};
 use migdiff::render::Style;
 
 /// What the process reports, as diff(1) does.
@@ -458,7 +458,7 @@ impl Compared {
             || document(new_dump, new_view),
         );
         let sections: HashSet<&str> = self.cmp.counted().map(|c| c.device.as_str()).collect();
-        section_hunks(&old, &new, &self.cmp.devices, &sections, context)
+        unified_hunks(&old, &new, &sections, context)
     }
 
     fn outcome(&self, strict: bool) -> Outcome {

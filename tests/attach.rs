@@ -154,7 +154,7 @@ fn markdown_report_fits_a_comment_and_puts_the_full_diff_beside_it() {
         "> Trimmed to fit a 65536-character comment: left out 1 hunk \
          (of `0000:00:02.0/e1000 (0)`). The full diff is in `r.full.diff`, beside this report."
     ));
-    assert!(md.contains("\n@@ -6,7 +6,8 @@ [ram]\n"), "{md}");
+    assert!(md.contains("\n@@ -5,11 +5,12 @@ [ram]\n"), "{md}");
     assert!(!md.contains("mac_reg"));
     // The file beside it is what the diff command prints: every note and hunk.
     let full = std::fs::read_to_string(dir.path().join("r.full.diff")).unwrap();
