@@ -188,18 +188,33 @@ fn html_report_is_one_self_contained_file() {
     assert_eq!(code, 1);
     let html = std::fs::read_to_string(out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
-    // No external assets: no scripts, stylesheets or images fetched from anywhere.
-    for banned in ["<script", "<link", "<img", "src=", "http://", "https://"] {
+    // No external assets: nothing fetched from anywhere; one inline script.
+    for banned in ["<link", "<img", "src=", "http://", "https://"] {
         assert!(!html.contains(banned), "{banned}");
     }
-    assert!(html.contains("<details open><summary>[cpu (0)] version 12</summary>"));
+    assert_eq!(html.matches("<script>").count(), 1);
+    // A section per device, open when values changed, linked from the table.
     assert!(html.contains(
-        "<span class=\"ins\">+  env.eflags = 0x0000000000000246  # rflags: PF|ZF|IF</span>"
+        "<details class=\"dev\" id=\"d-cpu--0-\" data-device=\"cpu (0)\" open>\
+         <summary>[cpu (0)] version 12 <span class=\"muted\">"
+    ));
+    assert!(html.contains("<a href=\"#d-cpu--0-\">cpu (0)</a>"));
+    // The changed words of a changed line are marked.
+    assert!(html.contains(
+        "<span class=\"ins\">+  env.eflags = <mark>0x0000000000000246</mark>  # rflags: \
+         <mark>PF|ZF|IF</mark></span>"
     ));
     assert_eq!(
         html.matches("<details").count(),
         html.matches("</details>").count()
     );
+    // A device on one side only is collapsed, and its summary says what it holds.
+    let (_, html, _) = run(&["report", "--html", "pc10-stopped.mig", "pc10-smp2.mig"]);
+    assert!(html.contains(
+        "<details class=\"dev\" id=\"d-cpu--1-\" data-device=\"cpu (1)\"><summary>\
+         [cpu (1)] version 12 <span class=\"ins\">only in new</span> \
+         (1873 bytes in the stream, 265 fields; --full lists them)"
+    ));
 }
 
 #[test]

@@ -309,24 +309,177 @@ fn html(text: &str) -> String {
         .replace('"', "&quot;")
 }
 
-/// Same palette as the terminal: red removed, green added, cyan hunks, yellow notes.
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:110em}\
-table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}\
-td.n{text-align:right}code,pre{font-family:ui-monospace,monospace;font-size:.9em}\
-pre{background:#f8f8f8;padding:.5em;overflow-x:auto}.del{color:#c00}.ins{color:#080}\
-.hunk{color:#088}.tag{color:#960;font-weight:bold}summary{cursor:pointer;font-family:ui-monospace,monospace}\
-.verdict{font-weight:bold;font-size:1.1em}";
+/// Light and dark palettes (the system's choice, or the toggle's): red removed, green
+/// added, cyan hunks, yellow notes, as on a terminal; changed bytes marked within a line.
+const STYLE: &str = ":root{--bg:#fff;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--code:#f6f8fa;\
+--del:#b31d28;--del-bg:#ffebe9;--del-mark:#ffb3ad;--ins:#116329;--ins-bg:#dafbe1;--ins-mark:#8ce99a;\
+--hunk:#0a6d7a;--tag:#8a5a00;--link:#0969da}\
+:root[data-theme=dark]{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#3d444d;--code:#161b22;\
+--del:#ff9492;--del-bg:#3c1618;--del-mark:#8e1519;--ins:#7ee787;--ins-bg:#12261e;--ins-mark:#1a6b32;\
+--hunk:#56d4dd;--tag:#e3b341;--link:#4493f8}\
+@media (prefers-color-scheme:dark){:root:not([data-theme=light]){--bg:#0d1117;--fg:#e6edf3;\
+--muted:#9198a1;--line:#3d444d;--code:#161b22;--del:#ff9492;--del-bg:#3c1618;--del-mark:#8e1519;\
+--ins:#7ee787;--ins-bg:#12261e;--ins-mark:#1a6b32;--hunk:#56d4dd;--tag:#e3b341;--link:#4493f8}}\
+body{font-family:system-ui,sans-serif;margin:2em;max-width:110em;background:var(--bg);color:var(--fg)}\
+a{color:var(--link)}table{border-collapse:collapse;margin:1em 0}\
+td,th{border:1px solid var(--line);padding:.2em .6em;text-align:left}td.n{text-align:right}\
+code,pre{font-family:ui-monospace,monospace;font-size:.9em}\
+pre{background:var(--code);padding:.5em;overflow-x:auto;margin:.3em 0 1em;line-height:1.4}\
+.del{color:var(--del)}.ins{color:var(--ins)}pre>.del{background:var(--del-bg);display:inline-block;min-width:100%}\
+pre>.ins{background:var(--ins-bg);display:inline-block;min-width:100%}\
+.del mark{background:var(--del-mark);color:inherit}.ins mark{background:var(--ins-mark);color:inherit}\
+.hunk{color:var(--hunk)}.tag{color:var(--tag);font-weight:bold}.muted{color:var(--muted)}\
+details.dev{border-top:1px solid var(--line)}details.dev>summary{cursor:pointer;padding:.3em 0;\
+font-family:ui-monospace,monospace}.verdict{font-weight:bold;font-size:1.1em}\
+.tools{float:right}.tools input{margin-right:.5em}\
+.tools input,.tools button{background:var(--code);color:var(--fg);border:1px solid var(--line);\
+padding:.2em .5em;font:inherit}";
+
+/// The filter box and the theme toggle: both hidden until this runs, so without scripts the
+/// page is whole and still follows the system's theme.
+const SCRIPT: &str = "(function(){var d=document,r=d.documentElement,f=d.getElementById('filter'),\
+t=d.getElementById('theme');f.hidden=t.hidden=false;\
+t.onclick=function(){var dark=r.dataset.theme?r.dataset.theme==='dark':\
+matchMedia('(prefers-color-scheme: dark)').matches;r.dataset.theme=dark?'light':'dark'};\
+f.oninput=function(){var q=f.value.toLowerCase();\
+d.querySelectorAll('[data-device]').forEach(function(e){\
+e.hidden=q!==''&&e.dataset.device.toLowerCase().indexOf(q)<0;\
+if(q!==''&&!e.hidden&&e.tagName==='DETAILS')e.open=true})}})();";
+
+/// One device's lines in the diff: the pieces of the hunks inside its section.
+struct DeviceDiff<'h> {
+    name: String,
+    header: &'h str,
+    /// Each piece: the hunk's range where the piece is the first of its hunk shown, and
+    /// its lines.
+    pieces: Vec<(Option<&'h str>, &'h [DiffLine])>,
+}
+
+type DiffLine = (ChangeTag, String);
+
+/// The hunks cut at section headers and gathered per device, in order; a piece with no
+/// change (context before a hunk's first change) is left out.
+fn per_device(hunks: &[Hunk]) -> Vec<DeviceDiff<'_>> {
+    let mut out: Vec<DeviceDiff<'_>> = Vec::new();
+    for hunk in hunks {
+        let mut starts: Vec<usize> = vec![0];
+        starts.extend(
+            hunk.lines
+                .iter()
+                .enumerate()
+                .filter(|(i, (_, l))| *i > 0 && header_name(l).is_some())
+                .map(|(i, _)| i),
+        );
+        let mut range = Some(hunk.range.as_str());
+        for (k, &from) in starts.iter().enumerate() {
+            let to = starts.get(k + 1).copied().unwrap_or(hunk.lines.len());
+            let lines = &hunk.lines[from..to];
+            if lines.iter().all(|(tag, _)| *tag == ChangeTag::Equal) {
+                continue;
+            }
+            let header = match lines.first() {
+                Some((_, l)) if header_name(l).is_some() => l.as_str(),
+                _ => hunk.device.as_str(),
+            };
+            let name = header_name(header).unwrap_or(header).to_string();
+            let range = range.take();
+            match out.iter_mut().find(|d| d.name == name) {
+                Some(device) => device.pieces.push((range, lines)),
+                None => out.push(DeviceDiff {
+                    name,
+                    header,
+                    pieces: vec![(range, lines)],
+                }),
+            }
+        }
+    }
+    out
+}
+
+/// A removed line and the added line that replaces it, with the words (hex bytes, values)
+/// that differ marked.
+fn marked_pair(old: &str, new: &str) -> (String, String) {
+    let diff = similar::TextDiff::from_words(old, new);
+    let (mut o, mut n) = (String::new(), String::new());
+    for change in diff.iter_all_changes() {
+        let text = html(change.value());
+        match change.tag() {
+            ChangeTag::Equal => {
+                o.push_str(&text);
+                n.push_str(&text);
+            }
+            ChangeTag::Delete => o.push_str(&format!("<mark>{text}</mark>")),
+            ChangeTag::Insert => n.push_str(&format!("<mark>{text}</mark>")),
+        }
+    }
+    (o, n)
+}
+
+/// Diff lines as HTML: a run of removed lines followed by as many added ones is paired line
+/// by line for [`marked_pair`].
+fn write_lines(w: &mut dyn Write, lines: &[DiffLine]) -> io::Result<()> {
+    let mut i = 0;
+    while let Some((tag, text)) = lines.get(i) {
+        let dels = lines[i..]
+            .iter()
+            .take_while(|(t, _)| *t == ChangeTag::Delete)
+            .count();
+        let inss = lines[i + dels..]
+            .iter()
+            .take_while(|(t, _)| *t == ChangeTag::Insert)
+            .count();
+        if dels > 0 && dels == inss {
+            let (old, new) = (&lines[i..i + dels], &lines[i + dels..i + 2 * dels]);
+            let marked: Vec<(String, String)> = old
+                .iter()
+                .zip(new)
+                .map(|(o, n)| marked_pair(&o.1, &n.1))
+                .collect();
+            for (o, _) in &marked {
+                writeln!(w, "<span class=\"del\">-{o}</span>")?;
+            }
+            for (_, n) in &marked {
+                writeln!(w, "<span class=\"ins\">+{n}</span>")?;
+            }
+            i += 2 * dels;
+            continue;
+        }
+        let line = html(&diff_line(*tag, text));
+        match tag {
+            ChangeTag::Equal => writeln!(w, "{line}")?,
+            ChangeTag::Delete => writeln!(w, "<span class=\"del\">{line}</span>")?,
+            ChangeTag::Insert => writeln!(w, "<span class=\"ins\">{line}</span>")?,
+        }
+        i += 1;
+    }
+    Ok(())
+}
+
+/// `d-cpu-0`: an HTML id for a device's section.
+fn anchor(device: &str) -> String {
+    let id: String = device
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    format!("d-{id}")
+}
 
 pub fn write_html(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
     let title = format!("migdiff report: {} vs {}", r.labels.old, r.labels.new);
     writeln!(
         w,
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"color-scheme\" content=\"light dark\">"
     )?;
     writeln!(
         w,
         "<title>{}</title><style>{STYLE}</style></head><body>",
         html(&title)
+    )?;
+    writeln!(
+        w,
+        "<div class=\"tools\"><input id=\"filter\" type=\"search\" placeholder=\"filter devices\" \
+         hidden><button id=\"theme\" type=\"button\" hidden>light / dark</button></div>"
     )?;
     writeln!(
         w,
@@ -344,6 +497,7 @@ pub fn write_html(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
         )?;
     }
     writeln!(w, "</table>")?;
+    let devices = per_device(r.hunks);
     let rows = summary_rows(r.comparison);
     if !rows.is_empty() {
         writeln!(
@@ -355,7 +509,15 @@ pub fn write_html(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
         }
         writeln!(w, "</tr>")?;
         for (device, counts) in &rows {
-            write!(w, "<tr><td><code>{}</code></td>", html(device))?;
+            let name = match devices.iter().any(|d| d.name == *device) {
+                true => format!("<a href=\"#{}\">{}</a>", anchor(device), html(device)),
+                false => html(device),
+            };
+            write!(
+                w,
+                "<tr data-device=\"{}\"><td><code>{name}</code></td>",
+                html(device)
+            )?;
             for n in counts {
                 write!(w, "<td class=\"n\">{n}</td>")?;
             }
@@ -370,40 +532,84 @@ pub fn write_html(w: &mut dyn Write, r: &Report<'_>) -> io::Result<()> {
         }
         writeln!(w, "</pre>")?;
     }
-    if !r.hunks.is_empty() {
+    if !devices.is_empty() {
         writeln!(
             w,
             "<h2>Diff</h2><p><code>--- {}</code><br><code>+++ {}</code></p>",
             html(r.labels.old),
             html(r.labels.new)
         )?;
-        // One collapsible section per device, its hunks in order.
-        let mut devices: Vec<(&str, Vec<&Hunk>)> = Vec::new();
-        for hunk in r.hunks {
-            match devices.last_mut() {
-                Some((device, hunks)) if *device == hunk.device => hunks.push(hunk),
-                _ => devices.push((&hunk.device, vec![hunk])),
-            }
-        }
-        for (device, hunks) in devices {
-            writeln!(w, "<details open><summary>{}</summary><pre>", html(device))?;
-            for hunk in hunks {
-                writeln!(w, "<span class=\"hunk\">{}</span>", html(&hunk.range))?;
-                for (tag, text) in &hunk.lines {
-                    let line = html(&diff_line(*tag, text));
-                    match tag {
-                        ChangeTag::Equal => writeln!(w, "{line}")?,
-                        ChangeTag::Delete => writeln!(w, "<span class=\"del\">{line}</span>")?,
-                        ChangeTag::Insert => writeln!(w, "<span class=\"ins\">{line}</span>")?,
-                    }
-                }
-            }
-            writeln!(w, "</pre></details>")?;
+        for device in &devices {
+            write_device(w, device, rows.iter().find(|(d, _)| *d == device.name))?;
         }
     }
     writeln!(
         w,
-        "<hr><p>migdiff {}. {FOOTER}</p>\n</body></html>",
+        "<hr><p>migdiff {}. {FOOTER}</p>\n<script>{SCRIPT}</script>\n</body></html>",
         env!("CARGO_PKG_VERSION")
     )
+}
+
+/// One device's section: open when its values, schema or RAM changed; a device on one side
+/// only is collapsed, its summary line saying so.
+fn write_device(
+    w: &mut dyn Write,
+    device: &DeviceDiff<'_>,
+    row: Option<&(String, [usize; 4])>,
+) -> io::Result<()> {
+    let [_, schema, values, ram] = row.map_or([0; 4], |r| r.1);
+    let every = |tag| {
+        device
+            .pieces
+            .iter()
+            .all(|(_, lines)| lines.iter().all(|(t, _)| *t == tag))
+    };
+    // A device on one side only says so, with its summary line when it has one.
+    let body: Vec<&str> = device
+        .pieces
+        .iter()
+        .flat_map(|(_, lines)| lines.iter().skip(1).map(|(_, l)| l.trim()))
+        .collect();
+    let summary = match body.as_slice() {
+        [line] => format!(" {}", html(line)),
+        lines => format!(" {}", count(lines.len(), "line")),
+    };
+    let side = if every(ChangeTag::Insert) {
+        format!(" <span class=\"ins\">only in new</span>{summary}")
+    } else if every(ChangeTag::Delete) {
+        format!(" <span class=\"del\">only in old</span>{summary}")
+    } else {
+        String::new()
+    };
+    let changed = schema + values + ram > 0 || device.name == "stream";
+    let mut counts = Vec::new();
+    for (n, what) in [(schema, "schema"), (values, "value"), (ram, "RAM")] {
+        match (n, what) {
+            (0, _) => {}
+            (n, "value") => counts.push(count(n, what)),
+            (n, _) => counts.push(format!("{n} {what}")),
+        }
+    }
+    writeln!(
+        w,
+        "<details class=\"dev\" id=\"{}\" data-device=\"{}\"{}><summary>{}{side} \
+         <span class=\"muted\">{}</span></summary><pre>",
+        anchor(&device.name),
+        html(&device.name),
+        if changed && side.is_empty() {
+            " open"
+        } else {
+            ""
+        },
+        html(device.header),
+        counts.join(", ")
+    )?;
+    for (range, lines) in &device.pieces {
+        match range {
+            Some(range) => writeln!(w, "<span class=\"hunk\">{}</span>", html(range))?,
+            None => writeln!(w, "<span class=\"hunk\">…</span>")?,
+        }
+        write_lines(w, lines)?;
+    }
+    writeln!(w, "</pre></details>")
 }
