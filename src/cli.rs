@@ -22,11 +22,11 @@ use crate::export::{is_json, write_json};
 use crate::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use crate::gate::AllowList;
 use crate::input::Input;
-use crate::render::attachment::{write_html, write_markdown, Report};
-use crate::render::document::{document, write_document, View};
+use crate::render::attachment::{markdown, write_html, Report, COMMENT_LIMIT};
+use crate::render::document::{document, one_sided, write_document, View};
 use crate::render::junit::write_junit;
 use crate::render::report::{self, DiffDocument};
-use crate::render::unified::{section_hunks, write_unified, Hunk, Labels};
+use crate::render::unified::{unified_hunks, write_unified, Hunk, Labels};
 use crate::render::Style;
 
 /// What the process reports, as diff(1) does.
@@ -271,6 +271,9 @@ struct ReportArgs {
     /// Lines of context around each change in the diff.
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     context: usize,
+    /// Devices on one side only in full, every field, instead of a summary line each.
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Args, Debug)]
@@ -335,6 +338,9 @@ struct DiffArgs {
     /// Lines of context around each change in the unified diff.
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     context: usize,
+    /// Devices on one side only in full, every field, instead of a summary line each.
+    #[arg(long)]
+    full: bool,
     /// When to colour the output. `auto`: only on a terminal, and never when NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -594,19 +600,26 @@ impl Compared {
 
     /// Hunks of the sections with counted differences, from the two normalized documents
     /// less what the comparison ignored, allowed or tolerated.
-    fn hunks(&self, context: usize) -> Vec<Hunk> {
+    fn hunks(&self, context: usize, full: bool) -> Vec<Hunk> {
         if self.cmp.counts.total() == 0 {
             return Vec::new();
         }
         let (old_quiet, new_quiet) = self.cmp.quiet_subjects();
         let filter = &self.config.filter;
+        let summarized = if full {
+            HashSet::new()
+        } else {
+            one_sided(&self.cmp)
+        };
         let old_view = View {
             filter,
             quiet: &old_quiet,
+            summarized: &summarized,
         };
         let new_view = View {
             filter,
             quiet: &new_quiet,
+            summarized: &summarized,
         };
         // Only the trees cross threads (the inputs hold non-shareable state).
         let (old_dump, new_dump) = (&self.old.dump, &self.new.dump);
@@ -615,7 +628,7 @@ impl Compared {
             || document(new_dump, new_view),
         );
         let sections: HashSet<&str> = self.cmp.counted().map(|c| c.device.as_str()).collect();
-        section_hunks(&old, &new, &self.cmp.devices, &sections, context)
+        unified_hunks(&old, &new, &sections, context)
     }
 
     fn outcome(&self, strict: bool) -> Outcome {
@@ -669,7 +682,12 @@ fn diff(args: &DiffArgs, global: &Global) -> Result<Outcome> {
             if counts.total() > 0 || counts.tolerated > 0 || !notes.is_empty() {
                 report::write_preamble(&mut out, &notes, &cmp.cmp.counts, style)?;
             }
-            write_unified(&mut out, &cmp.labels(), &cmp.hunks(args.context), style)?;
+            write_unified(
+                &mut out,
+                &cmp.labels(),
+                &cmp.hunks(args.context, args.full),
+                style,
+            )?;
         }
         DiffFormat::Summary => report::write_summary(&mut out, &cmp.cmp, style)?,
         DiffFormat::Json => {
@@ -695,7 +713,7 @@ fn diff(args: &DiffArgs, global: &Global) -> Result<Outcome> {
 fn report(args: &ReportArgs, global: &Global) -> Result<Outcome> {
     let cmp = compared(&args.compare, true, global)?;
     let notes = cmp.notes();
-    let hunks = cmp.hunks(args.context);
+    let hunks = cmp.hunks(args.context, args.full);
     let report = Report {
         labels: cmp.labels(),
         old: &cmp.old.info,
@@ -708,7 +726,17 @@ fn report(args: &ReportArgs, global: &Global) -> Result<Outcome> {
     if args.html {
         write_html(&mut out, &report)?;
     } else {
-        write_markdown(&mut out, &report)?;
+        // Beside `-o report.md`, `report.full.diff`: for when the report must be trimmed.
+        let full_diff_path = args.output.as_ref().map(|o| o.with_extension("full.diff"));
+        let full_diff_name = full_diff_path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let md = markdown(&report, COMMENT_LIMIT, full_diff_name.as_deref());
+        out.write_all(md.report.as_bytes())?;
+        if let (Some(path), Some(text)) = (full_diff_path, md.full_diff) {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     out.flush()?;
     Ok(cmp.outcome(args.compare.strict))
