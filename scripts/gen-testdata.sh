@@ -16,6 +16,10 @@
 #   is touched, and testdata/README.md keeps every other file's entry word for word; the named files' entries
 #   are (re)written where a full run would put them. The --again pair (pc10-stopped.mig and
 #   pc10-stopped-again.mig) is always made together. Without NAME every file is made from scratch.
+# * aarch64-*/riscv64-* need qemu-system-aarch64 and qemu-system-riscv64 (and qemu-efi-aarch64 for the running
+#   aarch64 files). guest-* boot Linux from Debian packages (apt-get download, cpio, gzip; arm64 package lists
+#   are fetched into the scratch directory) and are stripped by this tree's migdiff (cargo build --release).
+#   Stripped dumps are committed as NAME.mig.zst and named NAME.mig on the command line.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -575,12 +579,16 @@ Each `.mig` is a precopy stream written by QMP `migrate {"uri": "exec:cat > NAME
 `scripts/qmp-migrate.py`, which polls `query-migrate` until `completed` and then sends `quit`). QEMU runs under TCG in a
 scratch directory holding the QMP socket `qmp.sock`; the command lines below are exact. RTC, timer and TSC state
 comes from the host clock, so regenerated files differ from these in those fields (and so in sha256), not in
-layout. `-S` means the guest never ran (runstate `prelaunch`); the others ran SeaBIOS with no boot device.
+layout. `-S` means the guest never ran (runstate `prelaunch`); the other x86 `pc10-*`/`q35-*` files ran SeaBIOS with
+no boot device. `guest-*` files booted Linux (kernel and busybox from Debian packages, init `scripts/guest/init`) and
+are committed stripped (`migdiff strip`: RAM pages zeroed, device state intact) and zstd-compressed; `aarch64-*` and
+`riscv64-*` files are Arm and RISC-V `virt` machines. Each entry's "how" and "note" say what ran.
 
 **Oracle.** `oracle/NAME.state.json` is the output of QEMU's own `scripts/analyze-migration.py -f NAME.mig -d state`
 (keys are `"<idstr> (<section_id>)"`, values as that script formats them). The oracle cannot read:
 `pc10-suppress-vmdesc.mig` (no vmdesc JSON: the script needs it and dies with `OSError: [Errno 22]`), and the
-`.gz`/`.zst` copies (raw streams only). Any other failure is listed in the table below and in the file's section.
+`.gz`/`.zst` copies of `pc10-stopped.mig` (raw streams only; the other `.mig.zst` files were read before
+compression). Any other failure is listed in the table below and in the file's section.
 EOF
   if [ -n "$oracle_sha" ]; then
     echo
