@@ -49,7 +49,7 @@ fi
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   bash "$here/install-qemu.sh"
 fi
-for b in "$QEMU10" "$QEMU72" "$QEMU_I386" gzip zstd python3 sha256sum; do
+for b in "$QEMU10" "$QEMU72" "$QEMU_I386" qemu-img gzip zstd python3 sha256sum; do
   command -v "$b" >/dev/null || { echo "gen-testdata: $b not found (run scripts/install-qemu.sh)" >&2; exit 1; }
 done
 
@@ -379,6 +379,37 @@ booted_guests() {
   gmig guest-aarch64-max.mig "$QEMU_A64" arm64 -- -M virt -cpu max
 }
 
+# ---------------------------------------------------------------------------------------------- qcow2
+# qcow2_snapshots: internal snapshots (HMP savevm) in a qcow2 image attached to a stopped VM: savevm a, then the
+# same VM's migration stream (pc10-savevm-a.mig, for comparison with snapshot a), then 1 s of running SeaBIOS
+# and savevm b. The image is kept zstd-compressed (1.7 MB raw).
+qcow2_snapshots() {
+  local img=pc10-savevm.qcow2 mig=pc10-savevm-a.mig
+  if [ "$DRY" = 1 ]; then ORDER+=("$img.zst" "$mig"); return 0; fi
+  want "$img.zst" || want "$mig" || return 0
+  rm -f "$td/$img.zst" "$td/$mig" "$td/oracle/${mig%.mig}.state.json"
+  local mk=(qemu-img create -f qcow2 "$img" 16M)
+  local cmd=("$QEMU10" "${COMMON[@]}" "${QMP_ARGS[@]}" -M pc-i440fx-10.0 -S -drive "file=$img,format=qcow2,if=ide")
+  local hmp=("savevm a" "migrate $mig" cont "sleep 1" stop "savevm b")
+  echo "== $img: $(show "${mk[@]}"); $(show "${cmd[@]}")"
+  (cd "$scratch" && rm -f "$img" && "${mk[@]}" >/dev/null)
+  start_qemu "${cmd[@]}"
+  (cd "$scratch" && python3 "$here/qmp-hmp.py" qmp.sock "${hmp[@]}")
+  wait_qemu
+  zstd -19 -q -c "$scratch/$img" >"$td/$img.zst"
+  mv "$scratch/$mig" "$td/$mig"
+  caps_txt="(none)"; params_txt="(none)"
+  local steps
+  steps=$(printf '`%s`, ' "${hmp[@]}")
+  record "$img.zst" "$QEMU10" "$(show "${mk[@]}"); $(show "${cmd[@]}")"
+  M_MACH[$img.zst]=pc-i440fx-10.0
+  M_HOW[$img.zst]="scripts/qmp-hmp.py runs, in order: ${steps%, } (HMP through QMP human-monitor-command; migrate as for the .mig files), then quit; the image is then compressed with $(zstd --version | head -1 | tr -d '*' | sed 's/^ *//; s/ *$//') (\`zstd -19\`)"
+  M_ORACLE[$img.zst]="n/a (a disk image; the VM state of its snapshot a is byte-identical to $mig)"
+  M_NOTE[$img.zst]="Internal snapshots a (id 1, the guest never ran) and b (id 2, after 1 s of SeaBIOS); QEMU puts their VM state at guest offset 0x20000000 (16 MiB disk rounded up to one L1 entry: 64 KiB clusters, 8192 L2 entries)."
+  record "$mig" "$QEMU10" "$(show "${cmd[@]}")"
+  M_HOW[$mig]="QMP \`migrate {\"uri\": \"exec:cat > $mig\"}\` right after HMP \`savevm a\` of the VM that wrote $img.zst (see there)"
+}
+
 # ---------------------------------------------------------------------------------------------- fixtures
 # steps runs twice: a dry pass (DRY=1) that only lists every file in ORDER, then the real one.
 steps() {
@@ -438,6 +469,8 @@ fi
 
 mig pc10-m64.mig "$QEMU10" --mem 64 -- -M pc-i440fx-10.0 -S
 M_NOTE[pc10-m64.mig]="pc10-stopped.mig's configuration with \`-m 64\` instead of \`-m 32\` (\`pc.ram\` is 0x4000000 bytes)."
+
+qcow2_snapshots
 
 # Compressed copies of pc10-stopped.mig, and -dump-vmstate files: no migration of their own.
 caps_txt="n/a"; params_txt="n/a"

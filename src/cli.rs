@@ -1,33 +1,37 @@
 //! Command-line arguments (clap), turned into each command's configuration, and the
 //! renderer each output format picks. No clap type leaves this file; inputs are loaded in
-//! `inputs.rs`, compared and checked in the library.
+//! `inputs.rs`, compared and checked by the library. Built with the `cli` feature only.
+//!
+//! A subcommand is a variant of `Command`, its `Args` struct and one function taking them
+//! and the `Global` options; `run` dispatches.
 
+use std::collections::HashSet;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::MultiProgress;
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use std::collections::HashSet;
+use crate::inputs::{
+    export_of, load, load_desc, output, LoadOptions, Loaded, Stderr, VMSTATE_CONTAINER,
+};
 
-use crate::inputs::{export_of, load, load_desc, output, LoadOptions, Loaded, VMSTATE_CONTAINER};
-
-use migdiff::check::{Answer, Destination, Severity};
-use migdiff::compare::{compare, schema_trees, Comparison, Config, FailOn};
-use migdiff::export::is_json;
-use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
-use migdiff::gate::AllowList;
-use migdiff::input::Input;
-use migdiff::render::attachment::{write_html, write_markdown, Report};
-use migdiff::render::document::{document, write_document, View};
-use migdiff::render::junit::write_junit;
-use migdiff::render::report::{self, DiffDocument};
-use migdiff::render::unified::{section_hunks, write_unified, Hunk, Labels};
-use migdiff::render::Style;
+use crate::check::{Answer, Destination, Severity};
+use crate::compare::{compare, schema_trees, Comparison, Config, FailOn};
+use crate::export::{is_json, write_json};
+use crate::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
+use crate::gate::AllowList;
+use crate::input::Input;
+use crate::render::attachment::{write_html, write_markdown, Report};
+use crate::render::document::{document, write_document, View};
+use crate::render::junit::write_junit;
+use crate::render::report::{self, DiffDocument};
+use crate::render::unified::{section_hunks, write_unified, Hunk, Labels};
+use crate::render::Style;
 
 /// What the process reports, as diff(1) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Outcome {
     Same = 0,
     Different = 1,
@@ -65,9 +69,13 @@ Examples:
   exit 0 loads, 1 refused, 3 not decided)
     migdiff check src.mig --against dst.mig --against dst-vmstate.json
 
-  Attach to a bug report (no guest memory in either file):
+  Attach to a bug report (no RAM contents; device state, registers included, in full;
+  see `migdiff export --help`):
     migdiff export guest.mig -o guest-state.json
     migdiff report old.mig new.mig --html -o report.html
+
+  Only the exit status, as `cmp -s` (errors are still printed):
+    migdiff --quiet old.mig new.mig && echo same
 
 Exit status: 0 no differences, 1 differences, 2 trouble (unreadable or corrupt input);
 `check`: 0 loads, 1 refused, 3 not decided, 2 trouble.";
@@ -94,6 +102,24 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     diff: DiffArgs,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// Say nothing on stderr but errors: no notes, warnings or progress. The diff and
+    /// `check` also print nothing on stdout and answer by exit status alone (as `cmp -s`);
+    /// commands whose output is the point (show, export, report) still write it.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+/// What every command is run with besides its own arguments.
+struct Global {
+    quiet: bool,
+    stderr: Stderr,
 }
 
 #[derive(Subcommand, Debug)]
@@ -105,8 +131,15 @@ enum Command {
     Show(ShowArgs),
     /// Write one dump's decoded state as JSON, for a bug report.
     ///
-    /// Device state is included in full; guest RAM only as per-page digests, never its
-    /// contents. migdiff accepts an export wherever it accepts a dump.
+    /// What an export holds: every device's state in full, as it travelled, which includes
+    /// CPU registers (general-purpose, control, segment, FPU/SSE/AVX, MSRs such as the
+    /// TSC and the kernel's GS base), device buffers and FIFOs, keyboard and mouse queues
+    /// (recent keystrokes), serial and USB buffers, virtio blobs (queue addresses and
+    /// indices, the network card's MAC address), PCI config space, the VM's UUID and the
+    /// machine type; the stream's size and sha256 and the input's path. Guest RAM is
+    /// present only as a 64-bit digest per page, never a byte of its contents. With
+    /// --redact, every value is withheld (see there). migdiff accepts an export wherever
+    /// it accepts a dump.
     Export(ExportArgs),
     /// Write a self-contained comparison report (Markdown, or HTML with --html).
     ///
@@ -132,6 +165,16 @@ enum Command {
     /// secrets of its own (registers, buffers): see `export`. Writes a plain stream, also for
     /// a compressed input or a libvirt save image.
     Strip(StripArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// bash: `migdiff completions bash > ~/.local/share/bash-completion/completions/migdiff`;
+    /// zsh: `migdiff completions zsh > ~/.zfunc/_migdiff` (with `fpath+=~/.zfunc` before
+    /// `compinit`); fish: `migdiff completions fish > ~/.config/fish/completions/migdiff.fish`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    ///
+    /// Install it with `migdiff man > ~/.local/share/man/man1/migdiff.1`.
+    Man,
 }
 
 #[derive(Args, Debug)]
@@ -154,6 +197,12 @@ struct StripArgs {
 }
 
 #[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug)]
 struct CheckArgs {
     /// The stream to be migrated (a dump or an export).
     src: PathBuf,
@@ -173,9 +222,11 @@ struct ShowArgs {
     /// The dump to decode (a file written by `migrate "exec:cat > FILE"` or `file:FILE`;
     /// `-` reads standard input).
     file: PathBuf,
-    /// Output format (`json` is the export format).
+    /// Output format (`json` is the export format, indented as an export is).
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     format: ShowFormat,
+    #[command(flatten)]
+    json: JsonArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -184,11 +235,27 @@ struct ShowArgs {
 struct ExportArgs {
     /// The dump to export.
     file: PathBuf,
-    /// Where to write the JSON (default: standard output).
+    /// Where to write the JSON (default, or `-`: standard output).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
+    json: JsonArgs,
+    #[command(flatten)]
     common: CommonArgs,
+}
+
+/// How an export's JSON is laid out.
+#[derive(Args, Debug)]
+struct JsonArgs {
+    /// One line instead of indented JSON (for programs; about half the time and size).
+    #[arg(long)]
+    compact: bool,
+}
+
+impl JsonArgs {
+    fn write(&self, out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
+        Ok(write_json(out, value, self.compact)?)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -198,7 +265,7 @@ struct ReportArgs {
     /// One HTML file (no external assets) instead of Markdown.
     #[arg(long)]
     html: bool,
-    /// Where to write the report (default: standard output).
+    /// Where to write the report (default, or `-`: standard output).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Lines of context around each change in the diff.
@@ -331,31 +398,82 @@ fn auto_color(
     terminal && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
 }
 
+/// Parses the command line and runs the command it names.
+#[doc(hidden)]
 pub fn run() -> Result<Outcome> {
+    if let Some(first) = std::env::args_os().nth(1) {
+        check_not_misspelt(&first)?;
+    }
     let cli = Cli::parse();
+    let global = Global {
+        quiet: cli.global.quiet,
+        stderr: Stderr::new(cli.global.quiet),
+    };
     match cli.command {
-        Some(Command::Show(args)) => show(&args),
-        Some(Command::Export(args)) => export(&args),
-        Some(Command::Report(args)) => report(&args),
-        Some(Command::Check(args)) => check(&args),
-        Some(Command::Strip(args)) => strip(&args),
-        None => diff(&cli.diff),
+        Some(Command::Show(args)) => show(&args, &global),
+        Some(Command::Export(args)) => export(&args, &global),
+        Some(Command::Report(args)) => report(&args, &global),
+        Some(Command::Check(args)) => check(&args, &global),
+        Some(Command::Strip(args)) => strip(&args, &global),
+        Some(Command::Completions(args)) => completions(&args),
+        Some(Command::Man) => man(),
+        None => diff(&cli.diff, &global),
     }
 }
 
-/// One input for `show` and `export`, with its --desc.
-fn load_single(file: &Path, common: &CommonArgs) -> Result<Loaded> {
-    let desc = load_desc(common.desc.as_deref())?;
-    load(
-        file,
-        desc.as_ref(),
-        LoadOptions::default(),
-        &MultiProgress::new(),
-    )
+/// `migdiff shwo x.mig` is a diff of a file `shwo` with `x.mig` to clap; when there is no
+/// file `shwo` and a subcommand is a letter or two away, say so instead of "reading shwo:
+/// No such file".
+fn check_not_misspelt(first: &std::ffi::OsStr) -> Result<()> {
+    let Some(word) = first.to_str() else {
+        return Ok(());
+    };
+    if word.starts_with('-') || word.contains(['/', ':', '.']) || Path::new(word).exists() {
+        return Ok(());
+    }
+    let cli = Cli::command();
+    let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    if names.contains(&word) {
+        return Ok(());
+    }
+    if let Some(name) = closest(word, names.into_iter().filter(|&name| name != "help")) {
+        anyhow::bail!("no file '{word}'; did you mean `migdiff {name}`?");
+    }
+    Ok(())
 }
 
-fn show(args: &ShowArgs) -> Result<Outcome> {
-    let loaded = load_single(&args.file, &args.common)?;
+/// The name closest to `word`, if one is within an edit per three letters (one to two; a
+/// transposition is one edit).
+fn closest<'a>(word: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|name| (strsim::damerau_levenshtein(word, name), name))
+        .filter(|&(distance, name)| distance <= (name.len() / 3).clamp(1, 2))
+        .min()
+        .map(|(_, name)| name)
+}
+
+fn completions(args: &CompletionsArgs) -> Result<Outcome> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    clap_complete::generate(args.shell, &mut Cli::command(), "migdiff", &mut out);
+    out.flush()?;
+    Ok(Outcome::Same)
+}
+
+fn man() -> Result<Outcome> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    out.flush()?;
+    Ok(Outcome::Same)
+}
+
+/// One input for `show` and `export`, with its --desc.
+fn load_single(file: &Path, common: &CommonArgs, global: &Global) -> Result<Loaded> {
+    let desc = load_desc(common.desc.as_deref())?;
+    load(file, desc.as_ref(), LoadOptions::default(), &global.stderr)
+}
+
+fn show(args: &ShowArgs, global: &Global) -> Result<Outcome> {
+    let loaded = load_single(&args.file, &args.common, global)?;
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Text => {
@@ -375,57 +493,44 @@ fn show(args: &ShowArgs) -> Result<Outcome> {
                 return Err(e.into());
             }
         }
-        ShowFormat::Json => {
-            // One line: for jq and programs (the text form is the one to read), and twice as
-            // fast as indenting 70,000 nodes.
-            serde_json::to_writer(&mut out, &export_of(loaded))?;
-            writeln!(out)?;
-        }
+        ShowFormat::Json => args.json.write(&mut out, &export_of(loaded))?,
     }
     out.flush()?;
     Ok(Outcome::Same)
 }
 
-fn export(args: &ExportArgs) -> Result<Outcome> {
-    let loaded = load_single(&args.file, &args.common)?;
-    let mut out = output(&args.output)?;
-    serde_json::to_writer(&mut out, &export_of(loaded))?;
-    writeln!(out)?;
+fn export(args: &ExportArgs, global: &Global) -> Result<Outcome> {
+    let loaded = load_single(&args.file, &args.common, global)?;
+    let mut out = output(args.output.as_deref())?;
+    args.json.write(&mut out, &export_of(loaded))?;
     out.flush()?;
     Ok(Outcome::Same)
 }
 
-fn strip(args: &StripArgs) -> Result<Outcome> {
+fn strip(args: &StripArgs, global: &Global) -> Result<Outcome> {
     let desc = load_desc(args.common.desc.as_deref())?;
     let name = args.file.display();
     let input = Input::open(&args.file).with_context(|| format!("reading {name}"))?;
     if is_json(input.stream()) {
         anyhow::bail!("{name}: JSON holds no RAM pages; strip takes a migration stream");
     }
-    let to_stdout = args.output.as_os_str() == "-";
-    let mut out: Box<dyn Write> = if to_stdout {
-        Box::new(BufWriter::new(io::stdout().lock()))
-    } else {
-        let file = std::fs::File::create(&args.output)
-            .with_context(|| format!("creating {}", args.output.display()))?;
-        Box::new(BufWriter::new(file))
-    };
+    let mut out = output(Some(&args.output))?;
     let mut keep: Vec<&str> = Vec::new();
     if !args.no_default_keep {
-        keep.extend(migdiff::strip::DEFAULT_KEEP);
+        keep.extend(crate::strip::DEFAULT_KEEP);
     }
     keep.extend(args.keep.iter().map(String::as_str));
     let keep = Filter::new(&keep)?;
-    let stripped = migdiff::strip::strip(input.stream(), desc.as_ref(), &keep, &mut out)
+    let stripped = crate::strip::strip(input.stream(), desc.as_ref(), &keep, &mut out)
         .with_context(|| format!("{name}"))?;
     out.flush()?;
-    eprintln!(
-        "migdiff: {} RAM pages written as zero pages, {} kept; {} -> {} bytes",
+    global.stderr.note(&format!(
+        "{} RAM pages written as zero pages, {} kept; {} -> {} bytes",
         stripped.zeroed,
         stripped.kept,
         input.stream().len(),
         stripped.bytes
-    );
+    ));
     Ok(Outcome::Same)
 }
 
@@ -436,7 +541,7 @@ fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
     }
     patterns.extend(args.ignore.iter().cloned());
     for path in &args.ignore_file {
-        let text = migdiff::input::read_text(path, "ignore file")
+        let text = crate::input::read_text(path, "ignore file")
             .with_context(|| format!("reading ignore file {}", path.display()))?;
         patterns.extend(parse_pattern_file(&text));
     }
@@ -447,7 +552,7 @@ fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
 fn compare_config(args: &CompareArgs) -> Result<Config> {
     let allow = match &args.allow {
         Some(path) => {
-            let text = migdiff::input::read_text(path, "allow file")
+            let text = crate::input::read_text(path, "allow file")
                 .with_context(|| format!("reading allow file {}", path.display()))?;
             Some(AllowList::parse(&text).with_context(|| format!("{}", path.display()))?)
         }
@@ -522,7 +627,7 @@ impl Compared {
     }
 }
 
-fn compared(args: &CompareArgs, hash: bool) -> Result<Compared> {
+fn compared(args: &CompareArgs, hash: bool, global: &Global) -> Result<Compared> {
     let (Some(old_path), Some(new_path)) = (&args.old, &args.new) else {
         anyhow::bail!("need two dumps: migdiff OLD NEW (see --help)");
     };
@@ -532,10 +637,9 @@ fn compared(args: &CompareArgs, hash: bool) -> Result<Compared> {
         schema: args.schema_only,
         hash,
     };
-    let bars = MultiProgress::new();
     let (old, new) = rayon::join(
-        || load(old_path, desc.as_ref(), opts, &bars),
-        || load(new_path, desc.as_ref(), opts, &bars),
+        || load(old_path, desc.as_ref(), opts, &global.stderr),
+        || load(new_path, desc.as_ref(), opts, &global.stderr),
     );
     let (mut old, mut new) = (old?, new?);
     let cmp = compare(&old.dump, &new.dump, &config);
@@ -551,8 +655,11 @@ fn compared(args: &CompareArgs, hash: bool) -> Result<Compared> {
     })
 }
 
-fn diff(args: &DiffArgs) -> Result<Outcome> {
-    let cmp = compared(&args.compare, false)?;
+fn diff(args: &DiffArgs, global: &Global) -> Result<Outcome> {
+    let cmp = compared(&args.compare, false, global)?;
+    if global.quiet {
+        return Ok(cmp.outcome(args.compare.strict));
+    }
     let style = args.color.style();
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
@@ -585,8 +692,8 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
     Ok(cmp.outcome(args.compare.strict))
 }
 
-fn report(args: &ReportArgs) -> Result<Outcome> {
-    let cmp = compared(&args.compare, true)?;
+fn report(args: &ReportArgs, global: &Global) -> Result<Outcome> {
+    let cmp = compared(&args.compare, true, global)?;
     let notes = cmp.notes();
     let hunks = cmp.hunks(args.context);
     let report = Report {
@@ -597,7 +704,7 @@ fn report(args: &ReportArgs) -> Result<Outcome> {
         notes: &notes,
         hunks: &hunks,
     };
-    let mut out = output(&args.output)?;
+    let mut out = output(args.output.as_deref())?;
     if args.html {
         write_html(&mut out, &report)?;
     } else {
@@ -607,19 +714,19 @@ fn report(args: &ReportArgs) -> Result<Outcome> {
     Ok(cmp.outcome(args.compare.strict))
 }
 
-fn check(args: &CheckArgs) -> Result<Outcome> {
+fn check(args: &CheckArgs, global: &Global) -> Result<Outcome> {
     let desc = load_desc(args.common.desc.as_deref())?;
     let schema = LoadOptions {
         schema: true,
         hash: false,
     };
-    let bars = MultiProgress::new();
+    let stderr = &global.stderr;
     let (src, against) = rayon::join(
-        || load(&args.src, desc.as_ref(), LoadOptions::default(), &bars),
+        || load(&args.src, desc.as_ref(), LoadOptions::default(), stderr),
         || {
             args.against
                 .iter()
-                .map(|path| load(path, None, schema, &bars))
+                .map(|path| load(path, None, schema, stderr))
                 .collect::<Result<Vec<_>>>()
         },
     );
@@ -638,7 +745,15 @@ fn check(args: &CheckArgs) -> Result<Outcome> {
             );
         }
     }
-    let verdict = migdiff::check::check(&src.dump, destination);
+    let verdict = crate::check::check(&src.dump, destination);
+    let outcome = match verdict.answer {
+        Answer::Loads => Outcome::Same,
+        Answer::Refused => Outcome::Different,
+        Answer::Undecided => Outcome::Undecided,
+    };
+    if global.quiet {
+        return Ok(outcome);
+    }
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Json => {
@@ -682,17 +797,27 @@ fn check(args: &CheckArgs) -> Result<Outcome> {
         }
     }
     out.flush()?;
-    Ok(match verdict.answer {
-        Answer::Loads => Outcome::Same,
-        Answer::Refused => Outcome::Different,
-        Answer::Undecided => Outcome::Undecided,
-    })
+    Ok(outcome)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::auto_color;
+    use super::{auto_color, closest};
     use std::ffi::OsStr;
+
+    #[test]
+    fn a_misspelt_subcommand_is_named() {
+        let names = ["show", "export", "report", "check", "completions", "man"];
+        let near = |word: &str| closest(word, names.into_iter());
+        assert_eq!(near("shwo"), Some("show"));
+        assert_eq!(near("exprot"), Some("export"));
+        assert_eq!(near("chek"), Some("check"));
+        assert_eq!(near("completion"), Some("completions"));
+        // Far from every name: no suggestion.
+        assert_eq!(near("old"), None);
+        assert_eq!(near("guest"), None);
+        assert_eq!(near("ab"), None);
+    }
 
     #[test]
     fn colour_auto_follows_terminal_no_color_and_term() {

@@ -8,12 +8,14 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::diff::{diff_dumps, Change, ChangeClass, Load};
+use crate::explain;
 use crate::filter::Filter;
 use crate::gate::AllowList;
 use crate::tree::Dump;
 
 /// Which differences fail a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum FailOn {
     /// Every difference that is not ignored or allowed.
     #[default]
@@ -25,6 +27,7 @@ pub enum FailOn {
 
 /// How two dumps are compared.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Config {
     /// Ignore patterns (defaults included when the caller wants them).
     pub filter: Filter,
@@ -37,6 +40,7 @@ pub struct Config {
 /// What became of one difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
+#[non_exhaustive]
 pub enum Disposition {
     /// A difference that fails the comparison.
     Counted,
@@ -50,6 +54,7 @@ pub enum Disposition {
 
 /// A difference and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Finding {
     #[serde(flatten)]
     pub change: Change,
@@ -65,6 +70,7 @@ impl Finding {
 /// An allow rule that allowed nothing, and what its pattern did match (whose values the
 /// rule's pins did not).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct StaleRule {
     pub rule: usize,
     /// `OLD -> NEW` of each difference the pattern matched, as printed.
@@ -73,6 +79,7 @@ pub struct StaleRule {
 
 /// Counts by class of the counted differences, and of the rest by what became of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Counts {
     pub stream: usize,
     pub devices: usize,
@@ -98,6 +105,7 @@ impl Counts {
 
 /// Two dumps compared.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Comparison {
     /// Every difference, in order: stream, RAM, then devices by `(idstr, instance)`.
     pub findings: Vec<Finding>,
@@ -167,7 +175,9 @@ pub fn compare(old: &Dump, new: &Dump, config: &Config) -> Comparison {
         let (old, new) = schema_trees(old, new);
         schema_changes(diff_dumps(&old, &new))
     } else {
-        diff_dumps(old, new)
+        let mut changes = diff_dumps(old, new);
+        explain::annotate(old, new, &mut changes);
+        changes
     };
     let mut used = vec![false; config.allow.as_ref().map_or(0, |a| a.rules.len())];
     let mut findings = Vec::with_capacity(changes.len());

@@ -20,7 +20,6 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 use similar::{capture_diff_slices, Algorithm, DiffOp};
 
-use crate::explain;
 use crate::render::{hex_bytes, push_int, INLINE_BYTES};
 use crate::tree::{Device, Dump, Node, RamBlock, Struct, Value};
 
@@ -153,7 +152,7 @@ impl Leaf {
         }
     }
 
-    /// The integer, for [`explain`] and numeric allow pins.
+    /// The integer, for explanations and numeric allow pins.
     pub fn as_u64(&self) -> Option<u64> {
         match *self {
             Leaf::Int { value, .. } | Leaf::Elements(value) | Leaf::Size(value) => Some(value),
@@ -262,6 +261,7 @@ impl Serialize for Leaf {
 
 /// A field's type and its size in the stream.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Shape {
     #[serde(rename = "type")]
     pub type_name: String,
@@ -287,6 +287,7 @@ impl Shape {
 
 /// How many pages of a RAM block differ.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct PageCount {
     pub changed: u64,
     pub total: u64,
@@ -296,6 +297,7 @@ pub struct PageCount {
 /// What a destination does with the other side's bytes in one direction.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Load {
     /// The same bytes at the same places: names or types differ, the wire does not.
     Identical,
@@ -310,6 +312,7 @@ pub enum Load {
 /// The wire impact of a change: forward is old's stream into new's QEMU, backward the
 /// reverse.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Wire {
     pub forward: Load,
     pub backward: Load,
@@ -372,8 +375,9 @@ pub struct Change {
     /// The path the field had in the old dump, for a rename.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub renamed_from: Option<String>,
-    /// What the change means, for fields migdiff knows (x86 CPU state: flag bits set and
-    /// cleared, the register a path holds and whether its xsave component is live).
+    /// What the change means, for fields an explainer knows (`crate::explain::annotate`:
+    /// flag bits set and cleared, the register a path holds, the PCI or virtio register a
+    /// changed byte is in).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub meaning: Option<String>,
     pub wire: Wire,
@@ -716,11 +720,7 @@ enum Scope {
 }
 
 struct Ctx<'o> {
-    /// Bare section name, for [`explain`].
-    idstr: String,
     device: String,
-    /// The new side's `env.xstate_bv`, for whether a changed register is live.
-    xstate_bv: Option<u64>,
     /// Whether every field has one size whatever the state: between `-dump-vmstate`
     /// files with array lengths, where a buffer's size is its declared one.
     fixed_sizes: bool,
@@ -760,14 +760,7 @@ fn diff_section(
 ) {
     let mut ctx = Ctx {
         fixed_sizes,
-        idstr: old.idstr.clone(),
         device: name,
-        xstate_bv: new
-            .body
-            .fields
-            .iter()
-            .find(|n| n.name == "env.xstate_bv")
-            .and_then(as_u64),
         out,
     };
     let scope = version_scope(u64::from(old.version_id), u64::from(new.version_id));
@@ -1282,7 +1275,6 @@ fn diff_node(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>
         }
         (o, n) if o != n => {
             let mut change = ctx.change(ChangeKind::Value, path, Some(old), Some(new));
-            change.meaning = meaning(ctx, path, old, new);
             if let (true, Some(o), Some(n)) =
                 (old.type_name.ends_with(" equal"), as_u64(old), as_u64(new))
             {
@@ -1351,17 +1343,6 @@ fn as_u64(node: &Node) -> Option<u64> {
         Value::Int { value, .. } => Some(value as u64),
         _ => None,
     }
-}
-
-/// What a change means (`cr0: +PE -NW -CD`); for an xsave register, whether it is live.
-fn meaning(ctx: &Ctx<'_>, path: &str, old: &Node, new: &Node) -> Option<String> {
-    let meaning = explain::change_meaning(&ctx.idstr, path, as_u64(old)?, as_u64(new)?)?;
-    let live = ctx.xstate_bv.and_then(|bv| explain::is_live(path, bv));
-    Some(match live {
-        Some(true) => format!("{meaning}, live"),
-        Some(false) => format!("{meaning}, stale: its xsave component is not in xstate_bv"),
-        None => meaning,
-    })
 }
 
 /// Ranges `[start, end)` where two equally long buffers differ; runs closer than 4 bytes merge.
@@ -1694,61 +1675,6 @@ mod tests {
             .unwrap();
         assert_eq!(added.path, "esp.drq_state");
         assert_eq!(added.wire.forward, Load::Breaks);
-    }
-
-    fn u64_node(name: &str, value: u64) -> Node {
-        Node {
-            name: name.into(),
-            type_name: "uint64".into(),
-            offset: 0,
-            len: 8,
-            value: Value::Uint { value, size: 8 },
-        }
-    }
-
-    /// A cpu section with `env.xstate_bv` and xmm3's low half, as QEMU's vmsd lays them out.
-    fn cpu(xstate_bv: u64, xmm3_low: u64) -> Device {
-        let xmm = |low: u64| Node {
-            name: String::new(),
-            type_name: "struct".into(),
-            offset: 0,
-            len: 16,
-            value: Value::Struct(Box::new(Struct {
-                vmsd_name: "xmm_reg".into(),
-                version: Some(1),
-                minimum_version: None,
-                fields: vec![u64_node("_q_ZMMReg[0]", low), u64_node("_q_ZMMReg[1]", 0)],
-                subsections: Vec::new(),
-            })),
-        };
-        let mut device = device(vec![
-            u64_node("env.xstate_bv", xstate_bv),
-            Node {
-                name: "env.xmm_regs[0]".into(),
-                type_name: "struct".into(),
-                offset: 0,
-                len: 64,
-                value: Value::Array(vec![xmm(0), xmm(0), xmm(0), xmm(xmm3_low)]),
-            },
-        ]);
-        device.idstr = "cpu".into();
-        device
-    }
-
-    #[test]
-    fn changed_register_is_named_and_marked_live_or_stale() {
-        let meaning = |xstate_bv: u64| {
-            let mut out = Vec::new();
-            diff_device(&cpu(xstate_bv, 0), &cpu(xstate_bv, 0xdead), &mut out);
-            out.pop().and_then(|c| c.meaning).unwrap()
-        };
-        // XSTATE_SSE (bit 1) set: the register content is real state.
-        assert_eq!(meaning(0b11), "xmm3 (bits 0-63), live");
-        // Clear: the CPU holds xmm3 in its init state; the bytes are leftovers.
-        assert_eq!(
-            meaning(0b01),
-            "xmm3 (bits 0-63), stale: its xsave component is not in xstate_bv"
-        );
     }
 
     #[test]

@@ -41,6 +41,7 @@ const MAX_PATTERNS: usize = 10_000;
 
 /// A set of ignore patterns, some limited to byte ranges.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Filter {
     set: GlobSet,
     /// Per pattern: the byte ranges `[start, end)` it masks, or None for the whole field.
@@ -49,6 +50,7 @@ pub struct Filter {
 
 /// A pattern that is not a valid glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PatternError {
     pub pattern: String,
     pub message: String,
@@ -122,7 +124,7 @@ impl Filter {
     }
 
     /// Byte ranges `[start, end)` of `subject` masked by `@RANGES` patterns: sorted and
-    /// disjoint, so a byte's membership is a binary search ([`masks`]).
+    /// disjoint, so a byte's membership is a binary search (`masks`).
     pub fn byte_mask(&self, subject: &str) -> Vec<(u64, u64)> {
         let mut matched = self
             .set

@@ -19,6 +19,7 @@ use crate::diff::{Change, Leaf};
 use crate::filter::{Filter, PatternError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct AllowRule {
     /// 1-based line in the allow file.
     pub line: usize,
@@ -62,6 +63,7 @@ fn parse_number(text: &str) -> Option<u64> {
 }
 
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct AllowList {
     pub rules: Vec<AllowRule>,
     filter: Filter,
@@ -69,6 +71,7 @@ pub struct AllowList {
 
 /// A line of an allow file that is not a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AllowError {
     pub line: usize,
     pub message: String,

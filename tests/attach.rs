@@ -6,6 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::Digest;
+
 use common::{StreamBuilder, TIMER_FIELDS};
 
 fn testdata() -> PathBuf {
@@ -39,7 +41,7 @@ fn export_round_trips_against_its_own_dump() {
         assert_eq!(code, 0, "{stderr}");
         let (code, stdout, _) = run(&["--no-default-ignores", out.to_str().unwrap(), name]);
         assert_eq!((code, stdout.as_str()), (0, ""), "{name}");
-        let export: migdiff::export::Export =
+        let export: migdiff::Export =
             serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         assert_eq!(export.source.path, name);
         assert_eq!(export.source.sha256.len(), 64);
@@ -109,8 +111,13 @@ fn export_holds_no_guest_memory() {
 fn markdown_report_names_both_inputs_and_holds_the_diff() {
     let (code, md, _) = run(&["report", "pc72-qemu72.mig", "pc72-qemu10.mig"]);
     assert_eq!(code, 1);
-    let sha =
-        |name: &str| migdiff::export::sha256_hex(&std::fs::read(testdata().join(name)).unwrap());
+    let sha = |name: &str| {
+        let digest = sha2::Sha256::digest(std::fs::read(testdata().join(name)).unwrap());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
     for needle in [
         "# migdiff report: `pc72-qemu72.mig` vs `pc72-qemu10.mig`",
         "**8 differences: 5 schema, 3 RAM; 3 ignored**",

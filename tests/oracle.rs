@@ -9,7 +9,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use migdiff::tree::{Node, Struct, Value};
+use migdiff::{Node, Struct, Value};
 use serde_json::{Map, Value as Json};
 
 fn testdata() -> PathBuf {
@@ -112,7 +112,7 @@ fn struct_view(data: &[u8], s: &Struct) -> Json {
 
 /// migdiff's decode of `data`, in the shape of `analyze-migration.py -d state`.
 fn oracle_view(data: &[u8]) -> Json {
-    let dump = migdiff::stream::decode(data, None).expect("fixture decodes");
+    let dump = migdiff::decode(data, None).expect("fixture decodes");
     let mut top = Map::new();
     for d in &dump.devices {
         top.insert(
@@ -236,7 +236,7 @@ fn every_fixture_decodes_without_unknown_types_and_round_trips_through_json() {
             continue;
         }
         let data = read_stream(&stem);
-        let dump = migdiff::stream::decode(&data, None).unwrap_or_else(|e| panic!("{stem}: {e}"));
+        let dump = migdiff::decode(&data, None).unwrap_or_else(|e| panic!("{stem}: {e}"));
         let unexpected: Vec<_> = dump
             .warnings
             .iter()

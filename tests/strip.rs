@@ -3,10 +3,7 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use migdiff::compare::{compare, Config};
-use migdiff::filter::Filter;
-use migdiff::stream;
-use migdiff::strip::{strip, Stripped, DEFAULT_KEEP};
+use migdiff::{compare, decode, strip, Config, Filter, Stripped, DEFAULT_KEEP};
 
 fn fixture(name: &str) -> Vec<u8> {
     let path = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -25,10 +22,10 @@ fn stripped(data: &[u8], keep: &[&str]) -> (Vec<u8>, Stripped) {
 fn device_state_survives_and_only_kept_pages_hold_data() {
     // A running guest: SeaBIOS wrote RAM, ROM blocks hold firmware and ACPI tables.
     let data = fixture("pc10-running.mig");
-    let original = stream::decode(&data, None).unwrap();
+    let original = decode(&data, None).unwrap();
     let (out, done) = stripped(&data, DEFAULT_KEEP);
     assert_eq!(done.bytes, out.len() as u64);
-    let rewritten = stream::decode(&out, None).unwrap();
+    let rewritten = decode(&out, None).unwrap();
 
     // Every device section and the stream's metadata are untouched (byte offsets move:
     // the pages before them got shorter).
@@ -71,7 +68,7 @@ fn without_keep_patterns_no_page_holds_data() {
     let data = fixture("pc10-running.mig");
     let (out, done) = stripped(&data, &[]);
     assert_eq!(done.kept, 0);
-    let rewritten = stream::decode(&out, None).unwrap();
+    let rewritten = decode(&out, None).unwrap();
     assert!(rewritten.ram.iter().all(|b| b.data_pages == 0));
     // Each record lost its 4096-byte page and gained one fill byte.
     assert_eq!(out.len(), data.len() - done.zeroed as usize * 4095);
@@ -81,8 +78,8 @@ fn without_keep_patterns_no_page_holds_data() {
 fn a_whole_block_can_be_kept() {
     let data = fixture("pc10-running.mig");
     let (out, _) = stripped(&data, &["ram/pc.bios"]);
-    let rewritten = stream::decode(&out, None).unwrap();
-    let original = stream::decode(&data, None).unwrap();
+    let rewritten = decode(&out, None).unwrap();
+    let original = decode(&data, None).unwrap();
     let bios = |d: &migdiff::Dump| d.ram.iter().find(|b| b.name == "pc.bios").unwrap().clone();
     assert_eq!(bios(&rewritten).digests, bios(&original).digests);
 }
@@ -120,8 +117,8 @@ fn the_command_writes_a_stream_and_says_what_it_did() {
         "{stderr}"
     );
     // A compressed input gives a plain stream with the same device state.
-    let plain = stream::decode(&std::fs::read(&out).unwrap(), None).unwrap();
-    let original = stream::decode(&fixture("pc10-stopped.mig"), None).unwrap();
+    let plain = decode(&std::fs::read(&out).unwrap(), None).unwrap();
+    let original = decode(&fixture("pc10-stopped.mig"), None).unwrap();
     assert_eq!(plain.devices.len(), original.devices.len());
     assert!(plain
         .ram

@@ -14,9 +14,9 @@ use twox_hash::XxHash3_64;
 
 use super::{push_decimal, push_hex, push_int, write_value, DIGITS, INLINE_BYTES};
 use crate::diff::{device_name, subject};
-use crate::explain;
+use crate::explain::{self, Section};
 use crate::filter::Filter;
-use crate::tree::{Device, Dump, Node, Struct, Value};
+use crate::tree::{Dump, Node, Struct, Value};
 
 /// What of a dump a document shows: all of it, or what a comparison did not set aside.
 #[derive(Debug, Clone, Copy)]
@@ -56,8 +56,9 @@ pub fn document(dump: &Dump, view: View<'_>) -> Vec<String> {
 /// differences set aside do not show in a diff of two documents.
 pub fn write_document(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
     write_header(dump, view, sink);
+    let explainer = explain::Explainer::new(dump);
     for device in dump.sorted_devices() {
-        write_device(device, view, sink);
+        write_device(explainer.section(device), view, sink);
     }
 }
 
@@ -131,14 +132,15 @@ fn write_header(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
 }
 
 /// `[idstr (instance)] version N` and the device's fields.
-fn write_device(device: &Device, view: View<'_>, sink: &mut dyn FnMut(&str)) {
+fn write_device<'a>(section: Section<'a>, view: View<'a>, sink: &mut dyn FnMut(&str)) {
+    let device = section.device;
     let name = device_name(device);
     if !view.is_empty() && view.hides(&name) {
         return;
     }
     let mut w = Writer::new(view, sink);
     w.emit_str(&format!("[{name}] version {}", device.version_id));
-    w.idstr = &device.idstr;
+    w.section = Some(section);
     w.device = name;
     w.struct_lines(&device.body);
 }
@@ -154,7 +156,8 @@ struct Writer<'a, 's> {
     line: String,
     path: String,
     subject: String,
-    idstr: &'a str,
+    /// The device being written, for what its fields mean.
+    section: Option<Section<'a>>,
     /// Display name of the current device, `cpu (0)`.
     device: String,
 }
@@ -169,7 +172,7 @@ impl<'a, 's> Writer<'a, 's> {
             line: String::with_capacity(128),
             path: String::with_capacity(64),
             subject: String::new(),
-            idstr: "",
+            section: None,
             device: String::new(),
         }
     }
@@ -281,16 +284,22 @@ impl<'a, 's> Writer<'a, 's> {
         self.line.push_str(" = ");
     }
 
-    /// Ends the line with an integer and what it means, for fields [`explain`] knows: only
-    /// facts about this value, never about other fields (not liveness), so an annotation
-    /// changes only when its line does.
-    fn push_int_line(&mut self, value: u64, size: u8, signed: bool) {
-        push_int(&mut self.line, value, size, signed);
-        if let Some(note) = explain::value_meaning(self.idstr, &self.path, value) {
+    /// Ends the line with `  # note`, when there is one.
+    fn end_line(&mut self, note: Option<String>) {
+        if let Some(note) = note {
             self.line.push_str("  # ");
             self.line.push_str(&note);
         }
         self.emit();
+    }
+
+    /// Ends the line with an integer and what it means, for fields [`explain`] knows: facts
+    /// about this value, never about the other dump (not liveness), so an annotation
+    /// changes only when its line (or the layout of its section) does.
+    fn push_int_line(&mut self, value: u64, size: u8, signed: bool) {
+        push_int(&mut self.line, value, size, signed);
+        let note = self.section.and_then(|s| s.value(&self.path, value));
+        self.end_line(note);
     }
 
     fn leaf_lines(&mut self, node: &Node, value: &Value, mask: &[(u64, u64)]) {
@@ -298,11 +307,13 @@ impl<'a, 's> Writer<'a, 's> {
         match value {
             Value::Bytes(bytes) if !bytes.is_empty() && bytes.len() <= INLINE_BYTES => {
                 masked_hex(&mut self.line, bytes, 0, mask);
-                self.emit();
+                let layout = self.section.and_then(|s| s.layout(&self.path, node));
+                self.end_line(layout.and_then(|l| l.note(0..bytes.len())));
             }
             Value::Bytes(bytes) if bytes.len() > INLINE_BYTES => {
                 write_value(&mut self.line, node);
                 self.emit();
+                let layout = self.section.and_then(|s| s.layout(&self.path, node));
                 for (row, chunk) in bytes.chunks(INLINE_BYTES).enumerate() {
                     let start = row * INLINE_BYTES;
                     self.line.clear();
@@ -312,7 +323,8 @@ impl<'a, 's> Writer<'a, 's> {
                     push_hex(&mut self.line, start as u64, 4);
                     self.line.push_str(": ");
                     masked_hex(&mut self.line, chunk, start as u64, mask);
-                    self.emit();
+                    let rows = start..start + chunk.len();
+                    self.end_line(layout.as_ref().and_then(|l| l.note(rows)));
                 }
             }
             &Value::Uint { value, size } => self.push_int_line(value, size, false),
