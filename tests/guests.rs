@@ -26,6 +26,43 @@ fn snapshot_of(args: &[&str]) -> String {
     format!("exit: {code}\n{stdout}")
 }
 
+/// The unified diff's notes: the counts and one line per difference (with what migdiff
+/// explains about it), without the hunks.
+fn notes_of(old: &str, new: &str) -> String {
+    let (code, stdout) = run(&[old, new]);
+    assert_eq!(code, 1, "{old} {new}");
+    let notes: Vec<&str> = stdout
+        .lines()
+        .take_while(|l| !l.starts_with("--- "))
+        .collect();
+    assert!(notes.len() > 1, "{old} {new}: no notes");
+    notes.join("\n") + "\n"
+}
+
+/// The unified diff's first line (the counts) and its hunks whose header names a device
+/// matching `device`: a booted guest differs from the other side in most devices, and
+/// each test looks at some.
+fn hunks_of(old: &str, new: &str, device: impl Fn(&str) -> bool) -> String {
+    let (code, stdout) = run(&[old, new]);
+    assert_eq!(code, 1, "{old} {new}");
+    let mut out = format!("{}\n", stdout.lines().next().unwrap_or(""));
+    let mut keep = false;
+    for line in stdout.lines().skip(1) {
+        if line.starts_with("@@ ") {
+            keep = line
+                .split_once('[')
+                .and_then(|(_, rest)| rest.split_once(']'))
+                .is_some_and(|(name, _)| device(name));
+        }
+        if keep {
+            out.push_str(line);
+            out.push('\n');
+        }
+    }
+    assert!(out.lines().count() > 1, "{old} {new}: no hunk kept");
+    out
+}
+
 /// Two processes of one stopped VM differ only in what the default ignores hold: the
 /// real-time clock's offset from the host clock.
 fn stopped_twice(old: &str, new: &str, noise: &[&str]) {
@@ -84,5 +121,56 @@ fn aarch64_cortex_a57_against_max_stopped() {
         "summary",
         "aarch64-a57-stopped.mig",
         "aarch64-max-stopped.mig"
+    ]));
+}
+
+/// The same q35 VM before (`-S`) and after Linux booted: the virtio devices' state (PCI
+/// command register, device status, negotiated features, queues) changed as the drivers
+/// bound, and the CPU is in long mode.
+#[test]
+fn virtio_guest_stopped_against_booted() {
+    let (old, new) = (
+        "guest-q35-10-max-stopped.mig.zst",
+        "guest-q35-10-max.mig.zst",
+    );
+    insta::assert_snapshot!(
+        "stopped_booted_summary",
+        snapshot_of(&["--format", "summary", old, new])
+    );
+    insta::assert_snapshot!(
+        "stopped_booted_virtio",
+        hunks_of(old, new, |device| device.contains("virtio"))
+    );
+    insta::assert_snapshot!("stopped_booted_cpu", hunks_of(old, new, |d| d == "cpu (0)"));
+}
+
+/// One booted guest on `-cpu qemu64` and on `-cpu max`: max's kernel enabled XSAVE with
+/// AVX, so hflags, CR4, XCR0 and the xsave state differ.
+#[test]
+fn booted_guest_cpu_qemu64_against_max() {
+    insta::assert_snapshot!(notes_of(
+        "guest-q35-10-qemu64.mig.zst",
+        "guest-q35-10-max.mig.zst"
+    ));
+}
+
+/// One booted guest on `-M pc-q35-7.2`, run by QEMU 7.2 and by QEMU 10: the schema
+/// changes between the two QEMUs for the same machine type.
+#[test]
+fn booted_guest_q35_7_2_on_qemu_7_2_against_10() {
+    insta::assert_snapshot!(notes_of(
+        "guest-q35-72-qemu72.mig.zst",
+        "guest-q35-72-qemu10.mig.zst"
+    ));
+}
+
+/// One booted arm64 guest on cortex-a57 and on max.
+#[test]
+fn booted_aarch64_guest_cortex_a57_against_max() {
+    insta::assert_snapshot!(snapshot_of(&[
+        "--format",
+        "summary",
+        "guest-aarch64-a57.mig.zst",
+        "guest-aarch64-max.mig.zst"
     ]));
 }
