@@ -39,27 +39,38 @@ fn notes_of(old: &str, new: &str) -> String {
     notes.join("\n") + "\n"
 }
 
-/// The unified diff's first line (the counts) and its hunks whose header names a device
-/// matching `device`: a booted guest differs from the other side in most devices, and
+/// The unified diff's first line (the counts) and its lines inside devices matching
+/// `device` (a hunk's header names the device of its first line; a device's own header
+/// line starts another): a booted guest differs from the other side in most devices, and
 /// each test looks at some.
 fn hunks_of(old: &str, new: &str, device: impl Fn(&str) -> bool) -> String {
     let (code, stdout) = run(&[old, new]);
     assert_eq!(code, 1, "{old} {new}");
     let mut out = format!("{}\n", stdout.lines().next().unwrap_or(""));
-    let mut keep = false;
-    for line in stdout.lines().skip(1) {
+    let name_in = |text: &str| {
+        text.split_once('[')
+            .and_then(|(_, rest)| rest.split_once(']'))
+            .map(|(name, _)| name.to_string())
+    };
+    let mut current: Option<String> = None;
+    for line in stdout.lines().skip_while(|l| !l.starts_with("@@ ")) {
         if line.starts_with("@@ ") {
-            keep = line
-                .split_once('[')
-                .and_then(|(_, rest)| rest.split_once(']'))
-                .is_some_and(|(name, _)| device(name));
+            current = name_in(line);
+            if current.as_deref().is_some_and(&device) {
+                out.push_str(line);
+                out.push('\n');
+            }
+            continue;
         }
-        if keep {
+        if line.get(1..).is_some_and(|body| body.starts_with('[')) {
+            current = name_in(line);
+        }
+        if current.as_deref().is_some_and(&device) {
             out.push_str(line);
             out.push('\n');
         }
     }
-    assert!(out.lines().count() > 1, "{old} {new}: no hunk kept");
+    assert!(out.lines().count() > 1, "{old} {new}: no line kept");
     out
 }
 
