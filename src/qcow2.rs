@@ -356,12 +356,16 @@ impl<'a> Image<'a> {
             start,
             pos: start,
             end,
+            stored: 0,
         })
     }
 
-    /// What the guest address `at` of `snapshot` holds, for `len` bytes from `at` (within
-    /// one cluster).
-    fn cluster(&self, snapshot: &Snapshot, start: u64, at: u64, len: u64) -> io::Result<Extent> {
+    /// What the guest address `at` of `snapshot` holds: its cluster up to `end`, or, when
+    /// the whole L2 table is unallocated, zeros up to the next L1 entry (so a hostile
+    /// state of unallocated tables is walked a table at a time, not a cluster at a time).
+    fn cluster(&self, snapshot: &Snapshot, start: u64, at: u64, end: u64) -> io::Result<Extent> {
+        let up_to = |bits: u32| ((at | ((1 << bits) - 1)) + 1).min(end) - at;
+        let len = up_to(self.cluster_bits);
         let where_ = || {
             format!(
                 "snapshot '{}': VM state byte {:#x} (guest offset {at:#x})",
@@ -374,7 +378,7 @@ impl<'a> Image<'a> {
             .map_err(|e| invalid(format!("{}: {e}", where_())))?;
         let l2_table = l1_entry & L1E_OFFSET_MASK;
         if l2_table == 0 {
-            return Ok(Extent::Zeros(len));
+            return Ok(Extent::Zeros(up_to(self.l1_shift())));
         }
         if l2_table % self.cluster_size() != 0 {
             return Err(invalid(format!(
@@ -461,30 +465,20 @@ pub struct Extents<'i, 'a> {
     start: u64,
     pos: u64,
     end: u64,
+    /// Bytes of stored runs so far: QEMU writes each cluster of VM state once, so they
+    /// cannot add up to more than the image; tables that point at the same clusters again
+    /// and again (a small image claiming gigabytes) stop here.
+    stored: u64,
 }
 
 impl Extents<'_, '_> {
     fn at(&self, pos: u64) -> io::Result<Extent> {
-        let cluster_end = (pos | (self.image.cluster_size() - 1)) + 1;
-        let len = cluster_end.min(self.end) - pos;
-        self.image.cluster(self.snapshot, self.start, pos, len)
+        self.image.cluster(self.snapshot, self.start, pos, self.end)
     }
-}
 
-impl Iterator for Extents<'_, '_> {
-    type Item = io::Result<Extent>;
-
-    fn next(&mut self) -> Option<io::Result<Extent>> {
-        if self.pos >= self.end {
-            return None;
-        }
-        let mut run = match self.at(self.pos) {
-            Ok(extent) => extent,
-            Err(e) => {
-                self.pos = self.end;
-                return Some(Err(e));
-            }
-        };
+    /// The longest run from `pos`, which it moves past.
+    fn run(&mut self) -> io::Result<Extent> {
+        let (from, mut run) = (self.pos, self.at(self.pos)?);
         self.pos += run.size();
         while self.pos < self.end {
             // An error in the next cluster is reported by the next call.
@@ -500,6 +494,35 @@ impl Iterator for Extents<'_, '_> {
             };
             self.pos += next.size();
         }
-        Some(Ok(run))
+        if let Extent::Stored { len, .. } = run {
+            self.stored += len;
+            let image_len = self.image.data.len() as u64;
+            if self.stored > image_len {
+                return Err(invalid(format!(
+                    "snapshot '{}': VM state byte {:#x} (guest offset {from:#x}): its L2 \
+                     entries point to {} bytes of stored VM state so far, more than the whole \
+                     image ({image_len} bytes): they reference the same clusters again",
+                    self.snapshot.name,
+                    from - self.start,
+                    self.stored
+                )));
+            }
+        }
+        Ok(run)
+    }
+}
+
+impl Iterator for Extents<'_, '_> {
+    type Item = io::Result<Extent>;
+
+    fn next(&mut self) -> Option<io::Result<Extent>> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let run = self.run();
+        if run.is_err() {
+            self.pos = self.end;
+        }
+        Some(run)
     }
 }

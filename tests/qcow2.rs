@@ -434,6 +434,46 @@ fn features_that_move_or_hide_clusters_are_refused() {
 }
 
 #[test]
+fn an_unallocated_l2_table_reads_as_zeros() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut image, layout) = small().build();
+    // The second L2 table (VM state clusters 128..140) unmapped in the L1 table.
+    poke(&mut image, layout.l1 + 16, 0);
+    let input = open(dir.path(), &image).unwrap();
+    let mut expected = vec![0x42; CLUSTER * 140];
+    expected[CLUSTER * 128..].fill(0);
+    assert_eq!(input.stream(), &expected[..]);
+}
+
+#[test]
+fn tables_that_reuse_one_cluster_cannot_claim_more_than_the_image_holds() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut image, layout) = small().build();
+    // Every L1 entry to the first L2 table, every L2 entry to one data cluster, and 16 MiB of
+    // VM state claimed: a 145 KiB file that would expand to 16 MiB.
+    let one_cluster = u64::from_be_bytes(image[layout.l2[0]..layout.l2[0] + 8].try_into().unwrap());
+    for i in 0..CLUSTER / 8 {
+        poke(&mut image, layout.l2[0] + 8 * i, one_cluster);
+        if i > 0 {
+            poke(
+                &mut image,
+                layout.l1 + 8 * i,
+                (layout.l2[0] as u64) | 1 << 63,
+            );
+        }
+    }
+    let entry = layout.snapshot_entry;
+    image[entry + 8..entry + 12].copy_from_slice(&128u32.to_be_bytes());
+    poke(&mut image, entry + 40, 127 << 17);
+    let err = open_synthetic_err(dir.path(), &image);
+    let want = format!(
+        "more than the whole image ({} bytes): they reference the same clusters again",
+        image.len()
+    );
+    assert!(err.contains(&want), "{err}");
+}
+
+#[test]
 fn disk_only_snapshot_says_it_has_no_vm_state() {
     let dir = tempfile::tempdir().unwrap();
     let mut synthetic = small();
