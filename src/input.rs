@@ -15,8 +15,10 @@
 //! are copied (by the kernel, `copy_file_range`, not through our memory) into a temporary
 //! file, zero clusters left as holes, and that file is mapped.
 //!
-//! Temporary files are created in `TMPDIR` (else `/tmp`) and unlinked at once, so they go
-//! away however migdiff exits, Ctrl-C and `kill -9` included.
+//! Temporary files are created in the system's temporary directory (`TMPDIR`) and never
+//! have a name (`O_TMPFILE`, or unlinked at once), so they go away however migdiff exits,
+//! Ctrl-C and `kill -9` included. Their cost is disk, not memory: a 1 GiB dump through a
+//! pipe peaked at 30.5 MiB resident, 29.2 MiB from a file (README, "Performance").
 //!
 //! Side files (ignore and allow lists) are read whole, so they have a size limit of their
 //! own: [`read_text`].
