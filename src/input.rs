@@ -390,7 +390,7 @@ fn open_snapshot(image_path: &Path, tag: &str, budget: &Budget) -> io::Result<In
     let container = Container::Qcow2Snapshot {
         id: snapshot.id.clone(),
         name: snapshot.name.clone(),
-        vm_state_offset: image.vm_state_offset(snapshot),
+        vm_state_offset: image.vm_state_offset(snapshot)?,
     };
     Ok(Input::new(map_file(out)?, 0, container))
 }

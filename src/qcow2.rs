@@ -301,9 +301,19 @@ impl<'a> Image<'a> {
 
     /// Where `snapshot`'s VM state starts in the image's virtual address space: past the
     /// guest disk as it was then, rounded up to what one L1 entry covers.
-    pub fn vm_state_offset(&self, snapshot: &Snapshot) -> u64 {
-        let shift = self.l1_shift();
-        snapshot.disk_size.div_ceil(1 << shift) << shift
+    pub fn vm_state_offset(&self, snapshot: &Snapshot) -> io::Result<u64> {
+        let covered = 1u64 << self.l1_shift();
+        snapshot
+            .disk_size
+            .div_ceil(covered)
+            .checked_mul(covered)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "snapshot '{}' (id {}, table entry at byte {:#x}): disk_size {} leaves no \
+                     room for VM state in a 64-bit address space",
+                    snapshot.name, snapshot.id, snapshot.entry_offset, snapshot.disk_size
+                ))
+            })
     }
 
     /// The runs that make up `snapshot`'s VM state, in order, each as long as it can be.
@@ -333,7 +343,7 @@ impl<'a> Image<'a> {
                 self.cluster_size()
             )));
         }
-        let start = self.vm_state_offset(snapshot);
+        let start = self.vm_state_offset(snapshot)?;
         let end = start.checked_add(snapshot.vm_state_size).ok_or_else(|| {
             invalid(format!(
                 "{snap}: vm_state_size {} overflows the image's address space",
@@ -373,7 +383,9 @@ impl<'a> Image<'a> {
                 at - start
             )
         };
-        let l1_at = snapshot.l1_table_offset + (at >> self.l1_shift()) * ENTRY;
+        let l1_at = snapshot
+            .l1_table_offset
+            .saturating_add((at >> self.l1_shift()) * ENTRY);
         let l1_entry = be64(self.data, l1_at, "L1 table entry")
             .map_err(|e| invalid(format!("{}: {e}", where_())))?;
         let l2_table = l1_entry & L1E_OFFSET_MASK;

@@ -473,6 +473,48 @@ fn tables_that_reuse_one_cluster_cannot_claim_more_than_the_image_holds() {
     assert!(err.contains(&want), "{err}");
 }
 
+/// Every header field, every word of the snapshot entry and a few table entries, set in
+/// turn to values at the edges: opening fails with an error about the data (or succeeds),
+/// never a panic, an overflow or an OS error.
+#[test]
+fn extreme_values_in_any_field_give_errors_not_panics() {
+    let dir = tempfile::tempdir().unwrap();
+    let (image, layout) = small().build();
+    let entry = layout.snapshot_entry;
+    let fields = (0..104)
+        .step_by(4)
+        .chain((entry..entry + 56).step_by(4))
+        .chain([
+            layout.l1 + 8,
+            layout.l1 + 16,
+            layout.l2[0],
+            layout.l2[1] + 8,
+        ]);
+    let values = [
+        0,
+        u64::MAX,
+        1 << 63,
+        u64::from(u32::MAX),
+        0xffff_ffff_ffff_fc00,
+    ];
+    let mut refused = 0;
+    for at in fields {
+        for value in values {
+            let mut bad = image.clone();
+            poke(&mut bad, at, value);
+            if let Err(e) = open(dir.path(), &bad) {
+                assert_eq!(
+                    e.kind(),
+                    std::io::ErrorKind::InvalidData,
+                    "{at:#x} = {value:#x}: {e}"
+                );
+                refused += 1;
+            }
+        }
+    }
+    assert!(refused > 100, "{refused}");
+}
+
 #[test]
 fn disk_only_snapshot_says_it_has_no_vm_state() {
     let dir = tempfile::tempdir().unwrap();
