@@ -450,6 +450,12 @@ fn spool(mut reader: impl Read, what: &str, offset: u64, budget: &Budget) -> io:
     (&mut reader).take(head_len).read_to_end(&mut head)?;
     if let Some(at) = usize::try_from(offset).ok().filter(|&o| o < head.len()) {
         let first = &head[at..];
+        if qcow2::is_qcow2(first) {
+            return Err(invalid(format!(
+                "the {what} is a qcow2 disk image: images are read in place, so name the \
+                 file and a snapshot, as IMAGE@TAG; nothing more was read"
+            )));
+        }
         if !top_level_magic(first) {
             return Err(invalid(format!(
                 "not a migration stream: the {what} starts with {} at byte {offset:#x}, \

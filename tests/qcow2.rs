@@ -111,6 +111,23 @@ fn unknown_tag_and_bare_image_list_the_snapshots() {
     );
     let out = migdiff(&[Path::new("show"), &spec(&image, "c")]);
     assert_eq!(out.status.code(), Some(2));
+    // Through a pipe there is nothing to read in place.
+    let piped = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+        .args(["show", "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = piped.stdin.as_ref().unwrap();
+    // The head is all migdiff reads; it may close the pipe before the rest is written.
+    let _ = std::io::Write::write_all(&mut stdin, &std::fs::read(&image).unwrap());
+    let out = piped.wait_with_output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr.contains("standard input is a qcow2 disk image"),
+        "{stderr}"
+    );
 }
 
 #[test]
