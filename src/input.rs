@@ -378,7 +378,14 @@ fn open_snapshot(image_path: &Path, tag: &str, budget: &Budget) -> io::Result<In
                 let mut from = &file;
                 from.seek(io::SeekFrom::Start(host))?;
                 // File to file: the kernel copies (copy_file_range), no buffer of ours.
-                io::copy(&mut from.take(len), &mut out)?;
+                let copied = io::copy(&mut from.take(len), &mut out)?;
+                if copied != len {
+                    return Err(invalid(format!(
+                        "the image ended at byte {:#x} inside a VM state cluster at {host:#x} \
+                         (was it truncated while being read?)",
+                        host + copied
+                    )));
+                }
             }
             // A hole: reads as zeros, costs no disk.
             qcow2::Extent::Zeros(len) => {
