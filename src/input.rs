@@ -15,8 +15,10 @@
 //! are copied (by the kernel, `copy_file_range`, not through our memory) into a temporary
 //! file, zero clusters left as holes, and that file is mapped.
 //!
-//! Temporary files are created in `TMPDIR` (else `/tmp`) and unlinked at once, so they go
-//! away however migdiff exits, Ctrl-C and `kill -9` included.
+//! Temporary files are created in the system's temporary directory (`TMPDIR`) and never
+//! have a name (`O_TMPFILE`, or unlinked at once), so they go away however migdiff exits,
+//! Ctrl-C and `kill -9` included. Their cost is disk, not memory: a 1 GiB dump through a
+//! pipe peaked at 30.5 MiB resident, 29.2 MiB from a file (README, "Performance").
 //!
 //! Side files (ignore and allow lists) are read whole, so they have a size limit of their
 //! own: [`read_text`].
@@ -379,7 +381,14 @@ fn open_snapshot(image_path: &Path, tag: &str, budget: &Budget) -> io::Result<In
                 let mut from = &file;
                 from.seek(io::SeekFrom::Start(host))?;
                 // File to file: the kernel copies (copy_file_range), no buffer of ours.
-                io::copy(&mut from.take(len), &mut out)?;
+                let copied = io::copy(&mut from.take(len), &mut out)?;
+                if copied != len {
+                    return Err(invalid(format!(
+                        "the image ended at byte {:#x} inside a VM state cluster at {host:#x} \
+                         (was it truncated while being read?)",
+                        host + copied
+                    )));
+                }
             }
             // A hole: reads as zeros, costs no disk.
             qcow2::Extent::Zeros(len) => {
@@ -391,7 +400,7 @@ fn open_snapshot(image_path: &Path, tag: &str, budget: &Budget) -> io::Result<In
     let container = Container::Qcow2Snapshot {
         id: snapshot.id.clone(),
         name: snapshot.name.clone(),
-        vm_state_offset: image.vm_state_offset(snapshot),
+        vm_state_offset: image.vm_state_offset(snapshot)?,
     };
     Ok(Input::new(map_file(out)?, 0, container))
 }
@@ -451,6 +460,12 @@ fn spool(mut reader: impl Read, what: &str, offset: u64, budget: &Budget) -> io:
     (&mut reader).take(head_len).read_to_end(&mut head)?;
     if let Some(at) = usize::try_from(offset).ok().filter(|&o| o < head.len()) {
         let first = &head[at..];
+        if qcow2::is_qcow2(first) {
+            return Err(invalid(format!(
+                "the {what} is a qcow2 disk image: images are read in place, so name the \
+                 file and a snapshot, as IMAGE@TAG; nothing more was read"
+            )));
+        }
         if !top_level_magic(first) {
             return Err(invalid(format!(
                 "not a migration stream: the {what} starts with {} at byte {offset:#x}, \

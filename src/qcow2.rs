@@ -301,9 +301,19 @@ impl<'a> Image<'a> {
 
     /// Where `snapshot`'s VM state starts in the image's virtual address space: past the
     /// guest disk as it was then, rounded up to what one L1 entry covers.
-    pub fn vm_state_offset(&self, snapshot: &Snapshot) -> u64 {
-        let shift = self.l1_shift();
-        snapshot.disk_size.div_ceil(1 << shift) << shift
+    pub fn vm_state_offset(&self, snapshot: &Snapshot) -> io::Result<u64> {
+        let covered = 1u64 << self.l1_shift();
+        snapshot
+            .disk_size
+            .div_ceil(covered)
+            .checked_mul(covered)
+            .ok_or_else(|| {
+                invalid(format!(
+                    "snapshot '{}' (id {}, table entry at byte {:#x}): disk_size {} leaves no \
+                     room for VM state in a 64-bit address space",
+                    snapshot.name, snapshot.id, snapshot.entry_offset, snapshot.disk_size
+                ))
+            })
     }
 
     /// The runs that make up `snapshot`'s VM state, in order, each as long as it can be.
@@ -333,7 +343,7 @@ impl<'a> Image<'a> {
                 self.cluster_size()
             )));
         }
-        let start = self.vm_state_offset(snapshot);
+        let start = self.vm_state_offset(snapshot)?;
         let end = start.checked_add(snapshot.vm_state_size).ok_or_else(|| {
             invalid(format!(
                 "{snap}: vm_state_size {} overflows the image's address space",
@@ -356,12 +366,16 @@ impl<'a> Image<'a> {
             start,
             pos: start,
             end,
+            stored: 0,
         })
     }
 
-    /// What the guest address `at` of `snapshot` holds, for `len` bytes from `at` (within
-    /// one cluster).
-    fn cluster(&self, snapshot: &Snapshot, start: u64, at: u64, len: u64) -> io::Result<Extent> {
+    /// What the guest address `at` of `snapshot` holds: its cluster up to `end`, or, when
+    /// the whole L2 table is unallocated, zeros up to the next L1 entry (so a hostile
+    /// state of unallocated tables is walked a table at a time, not a cluster at a time).
+    fn cluster(&self, snapshot: &Snapshot, start: u64, at: u64, end: u64) -> io::Result<Extent> {
+        let up_to = |bits: u32| ((at | ((1 << bits) - 1)) + 1).min(end) - at;
+        let len = up_to(self.cluster_bits);
         let where_ = || {
             format!(
                 "snapshot '{}': VM state byte {:#x} (guest offset {at:#x})",
@@ -369,12 +383,14 @@ impl<'a> Image<'a> {
                 at - start
             )
         };
-        let l1_at = snapshot.l1_table_offset + (at >> self.l1_shift()) * ENTRY;
+        let l1_at = snapshot
+            .l1_table_offset
+            .saturating_add((at >> self.l1_shift()) * ENTRY);
         let l1_entry = be64(self.data, l1_at, "L1 table entry")
             .map_err(|e| invalid(format!("{}: {e}", where_())))?;
         let l2_table = l1_entry & L1E_OFFSET_MASK;
         if l2_table == 0 {
-            return Ok(Extent::Zeros(len));
+            return Ok(Extent::Zeros(up_to(self.l1_shift())));
         }
         if l2_table % self.cluster_size() != 0 {
             return Err(invalid(format!(
@@ -461,30 +477,20 @@ pub struct Extents<'i, 'a> {
     start: u64,
     pos: u64,
     end: u64,
+    /// Bytes of stored runs so far: QEMU writes each cluster of VM state once, so they
+    /// cannot add up to more than the image; tables that point at the same clusters again
+    /// and again (a small image claiming gigabytes) stop here.
+    stored: u64,
 }
 
 impl Extents<'_, '_> {
     fn at(&self, pos: u64) -> io::Result<Extent> {
-        let cluster_end = (pos | (self.image.cluster_size() - 1)) + 1;
-        let len = cluster_end.min(self.end) - pos;
-        self.image.cluster(self.snapshot, self.start, pos, len)
+        self.image.cluster(self.snapshot, self.start, pos, self.end)
     }
-}
 
-impl Iterator for Extents<'_, '_> {
-    type Item = io::Result<Extent>;
-
-    fn next(&mut self) -> Option<io::Result<Extent>> {
-        if self.pos >= self.end {
-            return None;
-        }
-        let mut run = match self.at(self.pos) {
-            Ok(extent) => extent,
-            Err(e) => {
-                self.pos = self.end;
-                return Some(Err(e));
-            }
-        };
+    /// The longest run from `pos`, which it moves past.
+    fn run(&mut self) -> io::Result<Extent> {
+        let (from, mut run) = (self.pos, self.at(self.pos)?);
         self.pos += run.size();
         while self.pos < self.end {
             // An error in the next cluster is reported by the next call.
@@ -500,6 +506,35 @@ impl Iterator for Extents<'_, '_> {
             };
             self.pos += next.size();
         }
-        Some(Ok(run))
+        if let Extent::Stored { len, .. } = run {
+            self.stored += len;
+            let image_len = self.image.data.len() as u64;
+            if self.stored > image_len {
+                return Err(invalid(format!(
+                    "snapshot '{}': VM state byte {:#x} (guest offset {from:#x}): its L2 \
+                     entries point to {} bytes of stored VM state so far, more than the whole \
+                     image ({image_len} bytes): they reference the same clusters again",
+                    self.snapshot.name,
+                    from - self.start,
+                    self.stored
+                )));
+            }
+        }
+        Ok(run)
+    }
+}
+
+impl Iterator for Extents<'_, '_> {
+    type Item = io::Result<Extent>;
+
+    fn next(&mut self) -> Option<io::Result<Extent>> {
+        if self.pos >= self.end {
+            return None;
+        }
+        let run = self.run();
+        if run.is_err() {
+            self.pos = self.end;
+        }
+        Some(run)
     }
 }
