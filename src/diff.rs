@@ -1092,7 +1092,21 @@ impl Layout {
             return None;
         }
         let what = describe_field(change);
+        let one_side = !matches!(placement, Placement::Both(..));
         Some(match scope {
+            // A dump's vmdesc lists the fields sent, so a field on one side only may sit
+            // behind a field_exists test (ide's identify_data follows identify_set): the
+            // destination's loader then tests it on the incoming values and agrees.
+            Scope::SameVersion if one_side && !fixed_sizes => Wire::new(
+                Load::Undecided,
+                Load::Undecided,
+                format!(
+                    "{what} at the same version: loads if a field_exists test left it out \
+                     (the destination tests it too), desynchronizes (\"Missing section \
+                     footer\") if the layout changed without a version bump; the \
+                     destination's -dump-vmstate settles it"
+                ),
+            ),
             Scope::SameVersion => Wire::new(
                 Load::Breaks,
                 Load::Breaks,
