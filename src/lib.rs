@@ -13,6 +13,9 @@
 //! 6. [`render`] (with [`explain`] for what fields mean): a comparison and the two trees →
 //!    unified diff, summary, JSON, JUnit, Markdown, HTML.
 //!
+//! Around them: [`capture`] (with [`qmp`]) makes a dump from a QEMU, and [`matrix`] gates a
+//! QEMU update over machine types (compare and `check` both ways, per type).
+//!
 //! ```
 //! use migdiff::compare::{compare, Config};
 //! use migdiff::diff::Load;
@@ -28,6 +31,7 @@
 //! ```
 
 pub mod budget;
+pub mod capture;
 pub mod check;
 pub mod compare;
 pub mod decode;
@@ -39,6 +43,8 @@ pub mod filter;
 pub mod gate;
 mod hex;
 pub mod input;
+pub mod matrix;
+pub mod qmp;
 pub mod ram;
 pub mod reader;
 pub mod render;

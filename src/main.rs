@@ -3,6 +3,7 @@
 
 mod cli;
 mod inputs;
+mod qemu_cmds;
 
 use std::process::ExitCode;
 

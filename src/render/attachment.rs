@@ -125,7 +125,7 @@ fn html(text: &str) -> String {
 }
 
 /// Same palette as the terminal: red removed, green added, cyan hunks, yellow notes.
-const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:110em}\
+pub(crate) const STYLE: &str = "body{font-family:system-ui,sans-serif;margin:2em;max-width:110em}\
 table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #ccc;padding:.2em .6em;text-align:left}\
 td.n{text-align:right}code,pre{font-family:ui-monospace,monospace;font-size:.9em}\
 pre{background:#f8f8f8;padding:.5em;overflow-x:auto}.del{color:#c00}.ins{color:#080}\

@@ -7,7 +7,7 @@ use crate::compare::{Comparison, Disposition, Finding};
 use crate::render::report::describe;
 
 /// Escapes text for XML attributes and character data.
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

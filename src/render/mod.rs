@@ -4,6 +4,7 @@
 pub mod attachment;
 pub mod document;
 pub mod junit;
+pub mod matrix;
 pub mod report;
 pub mod unified;
 
