@@ -34,6 +34,8 @@ struct Fake {
     runstate: &'static str,
     /// `query-migrate`'s final answer: completed, or failed with this error-desc.
     fail_with: Option<&'static str>,
+    /// Whether the migration stays `active` for ever.
+    stuck: bool,
 }
 
 /// Reads what migdiff sends, line by line, collecting any descriptor passed with it.
@@ -116,6 +118,7 @@ fn fake_qemu(dir: &Path, fake: Fake) -> (PathBuf, JoinHandle<Vec<String>>) {
                     json!({})
                 }
                 "query-migrate" => match fake.fail_with {
+                    _ if fake.stuck => json!({"status": "active"}),
                     None => json!({"status": "completed", "total-time": 7}),
                     Some(desc) => json!({"status": "failed", "error-desc": desc}),
                 },
@@ -140,6 +143,7 @@ fn a_running_vm_is_captured_and_resumed() {
         Fake {
             runstate: "running",
             fail_with: None,
+            stuck: false,
         },
     );
     let dump = dir.path().join("vm.mig");
@@ -181,6 +185,7 @@ fn leave_paused_and_a_paused_guest_get_no_cont() {
             Fake {
                 runstate,
                 fail_with: None,
+                stuck: false,
             },
         );
         let dump = dir.path().join("vm.mig");
@@ -213,6 +218,7 @@ fn a_failed_migration_gives_qemu_s_error_and_leaves_no_file() {
         Fake {
             runstate: "prelaunch",
             fail_with: Some("Unable to write to socket: Broken pipe"),
+            stuck: false,
         },
     );
     let dump = dir.path().join("vm.mig");
@@ -236,6 +242,61 @@ fn a_failed_migration_gives_qemu_s_error_and_leaves_no_file() {
         .filter(|name| name.starts_with("vm.mig"))
         .collect();
     assert!(left.is_empty(), "{left:?}");
+}
+
+#[test]
+fn a_migration_that_never_completes_is_cancelled_after_the_timeout() {
+    let dir = tempfile::tempdir().unwrap();
+    let (socket, server) = fake_qemu(
+        dir.path(),
+        Fake {
+            runstate: "running",
+            fail_with: None,
+            stuck: true,
+        },
+    );
+    let dump = dir.path().join("vm.mig");
+    let out = migdiff(&[
+        "capture",
+        "--timeout",
+        "1",
+        "--qmp",
+        socket.to_str().unwrap(),
+        "-o",
+        dump.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("migration not completed after 1 s (status active); cancelled"),
+        "{}",
+        stderr(&out)
+    );
+    let seen = server.join().unwrap();
+    assert_eq!(seen.last().map(String::as_str), Some("migrate_cancel"));
+    assert!(!dump.exists());
+}
+
+#[test]
+fn a_socket_that_says_nothing_times_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let socket = dir.path().join("silent.sock");
+    let listener = UnixListener::bind(&socket).unwrap();
+    let out = migdiff(&[
+        "capture",
+        "--timeout",
+        "1",
+        "--qmp",
+        socket.to_str().unwrap(),
+        "-o",
+        dir.path().join("a.mig").to_str().unwrap(),
+    ]);
+    drop(listener);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("QMP: no answer waiting for the greeting (timed out)"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
