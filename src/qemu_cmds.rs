@@ -17,7 +17,7 @@ use migdiff::capture::{capture_running, capture_started, machine_types, sidecar_
 use migdiff::filter::{Filter, DEFAULT_IGNORES};
 use migdiff::gate::AllowList;
 use migdiff::matrix::{compare_machine, GateVerdict, Matrix, Outcome, Row, Rules, Side};
-use migdiff::render::matrix::{write_html, write_junit, write_markdown, write_text};
+use migdiff::render::matrix::{machine_count, write_html, write_junit, write_markdown, write_text};
 use migdiff::render::Style;
 
 use crate::cli::Outcome as Exit;
@@ -166,8 +166,8 @@ pub fn gate(config: &GateConfig) -> Result<Exit> {
     };
     let matrix = Matrix::new(side(Which::Old), side(Which::New), rows, allow.as_ref());
     eprintln!(
-        "migdiff gate: {} machine types in {:.1} s",
-        machines.len(),
+        "migdiff gate: {} in {:.1} s",
+        machine_count(machines.len()),
         started.elapsed().as_secs_f64()
     );
     let mut out = BufWriter::new(io::stdout().lock());
@@ -190,9 +190,9 @@ pub fn gate(config: &GateConfig) -> Result<Exit> {
         GateVerdict::Pass => Ok(Exit::Same),
         GateVerdict::Fail => Ok(Exit::Different),
         GateVerdict::Trouble => bail!(
-            "{} of {} machine types could not be compared (see the matrix)",
+            "{} of {} could not be compared (see the matrix)",
             matrix.totals().trouble,
-            machines.len()
+            machine_count(machines.len())
         ),
     }
 }

@@ -63,9 +63,15 @@ fn side(side: &Side) -> String {
 pub fn summary(m: &Matrix) -> String {
     let t = m.totals();
     let mut text = format!(
-        "{} machine types: {} load both ways, {} refused, {} not decided, {} trouble; \
+        "{}: {} load both ways, {} refused, {} not decided, {} trouble; \
          {} unexpected differences, {} identical on the wire",
-        t.machines, t.load_both_ways, t.refused, t.undecided, t.trouble, t.unexpected, t.identical
+        machine_count(t.machines),
+        t.load_both_ways,
+        t.refused,
+        t.undecided,
+        t.trouble,
+        t.unexpected,
+        t.identical
     );
     if !m.stale_rules.is_empty() {
         text.push_str(&format!("; {} stale allow rules", m.stale_rules.len()));
@@ -110,12 +116,17 @@ fn details(row: &Row) -> Vec<String> {
     }
 }
 
+/// `1 machine type`, `47 machine types`.
+pub fn machine_count(n: usize) -> String {
+    match n {
+        1 => "1 machine type".into(),
+        n => format!("{n} machine types"),
+    }
+}
+
 /// `on 1 machine type`, `on 47 machine types`.
 fn on_machine_types(n: usize) -> String {
-    match n {
-        1 => "on 1 machine type".into(),
-        n => format!("on {n} machine types"),
-    }
+    format!("on {}", machine_count(n))
 }
 
 /// The differences identical on the wire, each once, with how many machine types show it.
