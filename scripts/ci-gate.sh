@@ -3,17 +3,18 @@
 # `migdiff gate` (see README.md, "CI gate").
 #
 # Every versioned machine type both QEMU binaries offer is dumped by each (stopped guest,
-# -nodefaults -m 32, TCG), the dumps are compared with the differences the allow file expects,
-# and each is replayed into the other QEMU's loader. Exit 1 on a refusal, an unexpected
-# difference or a stale allow rule; 2 when a dump could not be made or read.
+# -nodefaults -m 32, TCG, and its -dump-vmstate), the dumps are compared with the differences
+# the allow file expects, and each is replayed into the other QEMU's loader. Exit 1 on a
+# refusal, an unexpected difference or a stale allow rule; 2 when a dump could not be made or
+# read.
 #
 #   scripts/ci-gate.sh [MIGDIFF-GATE-OPTION...]     e.g. --machines 'pc-q35-*' --jobs 4
 #
 # Environment:
 #   OLD_QEMU, NEW_QEMU  binaries (default qemu-system-x86_64-7.2, qemu-system-x86_64); set both
 #                       empty to gate the pairs of dumps DUMP_DIR already holds, without QEMU
-#   DUMP_DIR            dumps (TYPE-old.mig, TYPE-new.mig; reused when present), junit.xml and
-#                       report.md (default: gate-out)
+#   DUMP_DIR            dumps (TYPE-old.mig, TYPE-new.mig, TYPE-*.vmstate.json; reused when
+#                       present), junit.xml and report.md (default: gate-out)
 #   ALLOW               expected differences (default: scripts/gate/qemu-7.2-to-10.0.allow)
 #   MIGDIFF             the migdiff binary (default: target/release/migdiff, built if missing)
 set -euo pipefail

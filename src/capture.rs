@@ -462,25 +462,57 @@ impl Drop for Qemu {
 /// The versioned machine types (`pc-q35-7.2`, not the alias `q35`) a QEMU binary offers,
 /// from its `-machine help`, sorted.
 pub fn machine_types(qemu: &str, timeout: Duration) -> Result<Vec<String>, CaptureError> {
-    let dir = tempfile::tempdir().map_err(|source| CaptureError::Spawn {
-        program: qemu.to_string(),
-        source,
-    })?;
-    let listing = dir.path().join("machines");
-    let stdout = File::create(&listing).map_err(|source| CaptureError::Output {
-        path: listing.clone(),
-        source,
-    })?;
-    let mut child = Command::new(qemu)
-        .args(["-machine", "help"])
-        .stdin(Stdio::null())
-        .stdout(stdout)
-        .stderr(Stdio::null())
-        .spawn()
-        .map_err(|source| CaptureError::Spawn {
-            program: qemu.to_string(),
+    let help = run_to_end(qemu, &["-machine", "help"], timeout)?;
+    Ok(versioned_machine_types(&help))
+}
+
+/// Writes `qemu -M machine -dump-vmstate` into `out`: every device class's description
+/// with field versions, subsections and minimum versions, which settles for `check` what
+/// two dumps leave open. Renamed into place once complete.
+pub fn dump_vmstate(
+    qemu: &str,
+    machine: &str,
+    out: &Path,
+    timeout: Duration,
+) -> Result<(), CaptureError> {
+    let mut part = out.as_os_str().to_owned();
+    part.push(".part");
+    let part = PathBuf::from(part);
+    let part_arg = part.display().to_string();
+    let written = run_to_end(
+        qemu,
+        &["-M", machine, "-nodefaults", "-dump-vmstate", &part_arg],
+        timeout,
+    )
+    .and_then(|_| {
+        std::fs::rename(&part, out).map_err(|source| CaptureError::Output {
+            path: out.to_path_buf(),
             source,
-        })?;
+        })
+    });
+    if written.is_err() {
+        let _ = std::fs::remove_file(&part);
+    }
+    written
+}
+
+/// Runs `qemu args...` to its end (killed after `timeout`) and returns what it printed; a
+/// failure carries what it printed on stderr.
+fn run_to_end(qemu: &str, args: &[&str], timeout: Duration) -> Result<String, CaptureError> {
+    let program = format!("{qemu} {}", args.join(" "));
+    let spawn_error = |source| CaptureError::Spawn {
+        program: program.clone(),
+        source,
+    };
+    let dir = tempfile::tempdir().map_err(spawn_error)?;
+    let (stdout_path, stderr_path) = (dir.path().join("stdout"), dir.path().join("stderr"));
+    let mut child = Command::new(qemu)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(File::create(&stdout_path).map_err(spawn_error)?)
+        .stderr(File::create(&stderr_path).map_err(spawn_error)?)
+        .spawn()
+        .map_err(spawn_error)?;
     let until = Instant::now() + timeout;
     let status = loop {
         match child.try_wait() {
@@ -490,24 +522,21 @@ pub fn machine_types(qemu: &str, timeout: Duration) -> Result<Vec<String>, Captu
                 let _ = child.kill();
                 let _ = child.wait();
                 return Err(CaptureError::Stuck {
-                    what: format!("{qemu} -machine help did not finish"),
+                    what: format!("{program} did not finish"),
                     seconds: timeout.as_secs(),
                 });
             }
         }
     };
-    let text = std::fs::read_to_string(&listing).map_err(|source| CaptureError::Output {
-        path: listing,
-        source,
-    })?;
+    let read = |path: &Path| std::fs::read_to_string(path).unwrap_or_default();
     if !status.success() {
         return Err(CaptureError::Exited {
-            program: format!("{qemu} -machine help"),
+            program,
             status,
-            stderr: String::new(),
+            stderr: read(&stderr_path).chars().take(4096).collect(),
         });
     }
-    Ok(versioned_machine_types(&text))
+    Ok(read(&stdout_path))
 }
 
 /// The first word of each `-machine help` line that ends in a version

@@ -131,8 +131,8 @@ enum Command {
     /// paused. OUT.json records QEMU's version, the command line and the run state.
     Capture(CaptureArgs),
     /// Gate a QEMU update: every versioned machine type two QEMU binaries both offer,
-    /// dumped by each (stopped, `-nodefaults -m 32 -accel tcg`), compared, and replayed into
-    /// the other's loader both ways.
+    /// dumped by each (stopped, `-nodefaults -m 32 -accel tcg`) with its `-dump-vmstate`,
+    /// compared, and replayed into the other's loader both ways.
     ///
     /// Prints a matrix (machine type x forward/backward: loads, REFUSED, not decided; and
     /// the differences no allow rule expects). Differences identical on the wire do not
@@ -198,8 +198,9 @@ struct GateArgs {
     /// Write the matrix as Markdown, or HTML when FILE ends in .html.
     #[arg(long, value_name = "FILE")]
     report: Option<PathBuf>,
-    /// Keep the dumps in DIR as TYPE-old.mig and TYPE-new.mig (with their .json), and reuse
-    /// those already there. Without --old and --new, gate the pairs DIR holds.
+    /// Keep the dumps in DIR as TYPE-old.mig and TYPE-new.mig (with their .json) and the
+    /// classes as TYPE-old.vmstate.json and TYPE-new.vmstate.json, and reuse those already
+    /// there. Without --old and --new, gate the pairs DIR holds.
     #[arg(long, value_name = "DIR", required_unless_present = "old")]
     dumps: Option<PathBuf>,
     /// Seconds to wait for each QEMU and each migration.

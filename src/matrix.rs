@@ -116,8 +116,24 @@ pub enum GateVerdict {
     Trouble,
 }
 
+/// One machine type as each QEMU made it: its dump, and the `-dump-vmstate` classes of
+/// its binary when known (they decide what two dumps alone cannot).
+#[derive(Debug, Clone, Copy)]
+pub struct Pair<'a> {
+    pub old: &'a Dump,
+    pub new: &'a Dump,
+    pub old_classes: Option<&'a Dump>,
+    pub new_classes: Option<&'a Dump>,
+}
+
 /// Compares and checks one machine type's dumps.
-pub fn compare_machine(machine: &str, old: &Dump, new: &Dump, rules: &Rules) -> Compared {
+pub fn compare_machine(machine: &str, pair: Pair<'_>, rules: &Rules) -> Compared {
+    let Pair {
+        old,
+        new,
+        old_classes,
+        new_classes,
+    } = pair;
     let allow = rules
         .allow
         .as_ref()
@@ -133,14 +149,14 @@ pub fn compare_machine(machine: &str, old: &Dump, new: &Dump, rules: &Rules) -> 
             old,
             Destination {
                 dump: Some(new),
-                classes: None,
+                classes: new_classes,
             },
         ),
         backward: check(
             new,
             Destination {
                 dump: Some(old),
-                classes: None,
+                classes: old_classes,
             },
         ),
         unexpected: Vec::new(),
@@ -273,7 +289,13 @@ mod tests {
             filter: Filter::new(crate::filter::DEFAULT_IGNORES).unwrap(),
             ..Rules::default()
         };
-        let c = compare_machine("pc-q35-7.2", &old, &new, &rules);
+        let pair = Pair {
+            old: &old,
+            new: &new,
+            old_classes: None,
+            new_classes: None,
+        };
+        let c = compare_machine("pc-q35-7.2", pair, &rules);
         assert_eq!(c.forward.answer, Answer::Loads);
         assert_eq!(c.backward.answer, Answer::Loads);
         let subjects = |changes: &[Change]| changes.iter().map(Change::subject).collect::<Vec<_>>();
@@ -293,7 +315,7 @@ mod tests {
             ..rules
         };
         assert_eq!(
-            compare_machine("pc-q35-7.2", &old, &new, &strict)
+            compare_machine("pc-q35-7.2", pair, &strict)
                 .unexpected
                 .len(),
             9

@@ -13,10 +13,12 @@ use globset::Glob;
 use indicatif::MultiProgress;
 use rayon::prelude::*;
 
-use migdiff::capture::{capture_running, capture_started, machine_types, sidecar_path, Capture};
+use migdiff::capture::{
+    capture_running, capture_started, dump_vmstate, machine_types, sidecar_path, Capture,
+};
 use migdiff::filter::{Filter, DEFAULT_IGNORES};
 use migdiff::gate::AllowList;
-use migdiff::matrix::{compare_machine, GateVerdict, Matrix, Outcome, Row, Rules, Side};
+use migdiff::matrix::{compare_machine, GateVerdict, Matrix, Outcome, Pair, Row, Rules, Side};
 use migdiff::render::matrix::{machine_count, write_html, write_junit, write_markdown, write_text};
 use migdiff::render::Style;
 
@@ -107,6 +109,19 @@ impl Which {
 
 fn dump_path(dir: &Path, machine: &str, which: Which) -> PathBuf {
     dir.join(format!("{machine}-{}.mig", which.name()))
+}
+
+fn vmstate_path(dir: &Path, machine: &str, which: Which) -> PathBuf {
+    dir.join(format!("{machine}-{}.vmstate.json", which.name()))
+}
+
+/// What a gate makes with a QEMU for one machine type.
+#[derive(Clone, Copy)]
+enum Made {
+    /// The stopped guest's migration stream.
+    Dump,
+    /// `-dump-vmstate`: the classes `check` settles open questions with.
+    Vmstate,
 }
 
 pub fn gate(config: &GateConfig) -> Result<Exit> {
@@ -268,8 +283,8 @@ fn select(offered: &[String], globs: &[String]) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Captures every dump `dir` lacks, each with its QEMU, stopped; returns why the ones that
-/// failed did, by machine type.
+/// Makes every dump and `-dump-vmstate` file `dir` lacks, each with its QEMU; returns
+/// why the ones that failed did, by machine type.
 fn capture_missing(
     config: &GateConfig,
     dir: &Path,
@@ -278,14 +293,24 @@ fn capture_missing(
     let Some((old, new)) = &config.qemus else {
         return HashMap::new();
     };
-    let tasks: Vec<(&String, Which, &String)> = machines
+    let path = |machine: &str, which, made| match made {
+        Made::Dump => dump_path(dir, machine, which),
+        Made::Vmstate => vmstate_path(dir, machine, which),
+    };
+    let tasks: Vec<(&String, Which, &String, Made)> = machines
         .iter()
-        .flat_map(|m| [(m, Which::Old, old), (m, Which::New, new)])
-        .filter(|(m, which, _)| !dump_path(dir, m, *which).exists())
+        .flat_map(|m| {
+            [(Which::Old, old), (Which::New, new)]
+                .into_iter()
+                .flat_map(move |(which, qemu)| {
+                    [Made::Dump, Made::Vmstate].map(|made| (m, which, qemu, made))
+                })
+        })
+        .filter(|(m, which, _, made)| !path(m, *which, *made).exists())
         .collect();
     if !tasks.is_empty() {
         eprintln!(
-            "migdiff gate: capturing {} dumps in {}, {} at a time",
+            "migdiff gate: making {} dumps and -dump-vmstate files in {}, {} at a time",
             tasks.len(),
             dir.display(),
             config.jobs.max(1)
@@ -293,21 +318,26 @@ fn capture_missing(
     }
     let failures: Vec<(String, String)> = tasks
         .par_iter()
-        .filter_map(|(machine, which, qemu)| {
-            let mut command = vec![
-                qemu.to_string(),
-                "-M".into(),
-                machine.to_string(),
-                "-nodefaults".into(),
-                "-m".into(),
-                "32".into(),
-                "-accel".into(),
-                "tcg".into(),
-            ];
-            command.extend(config.devices.iter().cloned());
-            let out = dump_path(dir, machine, *which);
-            capture_started(&command, &out, None, config.timeout)
-                .err()
+        .filter_map(|(machine, which, qemu, made)| {
+            let out = path(machine, *which, *made);
+            let made = match made {
+                Made::Dump => {
+                    let mut command = vec![
+                        qemu.to_string(),
+                        "-M".into(),
+                        machine.to_string(),
+                        "-nodefaults".into(),
+                        "-m".into(),
+                        "32".into(),
+                        "-accel".into(),
+                        "tcg".into(),
+                    ];
+                    command.extend(config.devices.iter().cloned());
+                    capture_started(&command, &out, None, config.timeout).map(drop)
+                }
+                Made::Vmstate => dump_vmstate(qemu, machine, &out, config.timeout),
+            };
+            made.err()
                 .map(|e| (machine.to_string(), format!("{} QEMU: {e}", which.name())))
         })
         .collect();
@@ -324,9 +354,10 @@ fn capture_missing(
     by_machine
 }
 
+/// Loads one machine type's dumps, and the `-dump-vmstate` files `dir` holds for it.
 fn compare_dumps(dir: &Path, machine: &str, rules: &Rules) -> Outcome {
     let bars = MultiProgress::new();
-    let loaded = |which| {
+    let dump = |which| {
         load(
             &dump_path(dir, machine, which),
             None,
@@ -334,11 +365,35 @@ fn compare_dumps(dir: &Path, machine: &str, rules: &Rules) -> Outcome {
             &bars,
         )
     };
-    match (loaded(Which::Old), loaded(Which::New)) {
-        (Ok(old), Ok(new)) => Outcome::Compared(Box::new(compare_machine(
-            machine, &old.dump, &new.dump, rules,
-        ))),
-        (Err(e), _) | (_, Err(e)) => Outcome::Trouble {
+    let classes = |which| {
+        let path = vmstate_path(dir, machine, which);
+        let schema = LoadOptions {
+            schema: true,
+            hash: false,
+        };
+        path.exists()
+            .then(|| load(&path, None, schema, &bars))
+            .transpose()
+    };
+    let loaded = (|| -> Result<_> {
+        Ok((
+            dump(Which::Old)?,
+            dump(Which::New)?,
+            classes(Which::Old)?,
+            classes(Which::New)?,
+        ))
+    })();
+    match loaded {
+        Ok((old, new, old_classes, new_classes)) => {
+            let pair = Pair {
+                old: &old.dump,
+                new: &new.dump,
+                old_classes: old_classes.as_ref().map(|c| &c.dump),
+                new_classes: new_classes.as_ref().map(|c| &c.dump),
+            };
+            Outcome::Compared(Box::new(compare_machine(machine, pair, rules)))
+        }
+        Err(e) => Outcome::Trouble {
             error: format!("{e:#}"),
         },
     }

@@ -299,6 +299,56 @@ fn a_rule_scoped_to_the_wrong_family_is_stale_and_its_change_only_identical() {
 }
 
 #[test]
+fn the_destinations_dump_vmstate_turns_not_decided_into_qemu_s_refusal() {
+    // The am53c974 SCSI adapter's ESP state changed layout after 7.2: QEMU 10 refuses the
+    // 7.2 stream with "Missing section footer"; two dumps alone cannot tell.
+    let dumps = tempfile::tempdir().unwrap();
+    for (side, qemu) in [("old", "qemu72"), ("new", "qemu10")] {
+        std::fs::copy(
+            root().join(format!("testdata/q35-72-am53c974-{qemu}.mig")),
+            dumps.path().join(format!("pc-q35-7.2-{side}.mig")),
+        )
+        .unwrap();
+    }
+    let (code, out, _) = gate(dumps.path(), &["--allow", ALLOW]);
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("pc-q35-7.2    not decided  not decided           7          0        9"),
+        "{out}"
+    );
+    for (side, qemu) in [("old", "qemu72"), ("new", "qemu10")] {
+        std::fs::copy(
+            root().join(format!("testdata/vmstate-q35-72-{qemu}.json")),
+            dumps.path().join(format!("pc-q35-7.2-{side}.vmstate.json")),
+        )
+        .unwrap();
+    }
+    let junit = dumps.path().join("junit.xml");
+    let (code, out, _) = gate(
+        dumps.path(),
+        &["--allow", ALLOW, "--junit", junit.to_str().unwrap()],
+    );
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("pc-q35-7.2    REFUSED  not decided           7          0        9"),
+        "{out}"
+    );
+    assert!(
+        out.contains("pc-q35-7.2: forward refused: 0000:00:01.0/pciespscsi (0): Missing section footer for 0000:00:01.0/pciespscsi"),
+        "{out}"
+    );
+    let junit = std::fs::read_to_string(junit).unwrap();
+    let doc = roxmltree::Document::parse(&junit).unwrap();
+    let suite = doc
+        .descendants()
+        .find(|n| n.has_tag_name("testsuite"))
+        .unwrap();
+    // forward refused, differences unexpected; backward not decided.
+    assert_eq!(suite.attribute("failures"), Some("2"));
+    assert_eq!(suite.attribute("skipped"), Some("1"));
+}
+
+#[test]
 fn an_unknown_machine_pattern_is_refused_with_the_list() {
     let dumps = dump_dir();
     let (code, out, err) = gate(dumps.path(), &["--machines", "pc-q53-*"]);
