@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -22,6 +23,7 @@ use crate::export::{is_json, write_json};
 use crate::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use crate::gate::AllowList;
 use crate::input::Input;
+use crate::qemu_cmds::{CaptureConfig, CaptureSource, GateConfig};
 use crate::render::attachment::{markdown, write_html, Report, COMMENT_LIMIT};
 use crate::render::document::{document, one_sided, write_document, View};
 use crate::render::junit::write_junit;
@@ -165,6 +167,24 @@ enum Command {
     /// secrets of its own (registers, buffers): see `export`. Writes a plain stream, also for
     /// a compressed input or a libvirt save image.
     Strip(StripArgs),
+    /// Make a dump: migrate a QEMU's state into a file over QMP and wait for it to complete.
+    ///
+    /// Either starts QEMU (`-- QEMU ARGS...`) with a private QMP socket, stopped (`-S`)
+    /// unless --run, and quits it afterwards; or attaches to a running VM's QMP socket
+    /// (--qmp) and resumes the guest afterwards, since a completed migration leaves it
+    /// paused. OUT.json records QEMU's version, the command line and the run state.
+    Capture(CaptureArgs),
+    /// Gate a QEMU update: every machine type two QEMU binaries share, loaded both ways.
+    ///
+    /// Every versioned machine type both binaries offer is dumped by each (stopped,
+    /// `-nodefaults -m 32 -accel tcg`) with its `-dump-vmstate`, compared, and replayed into
+    /// the other's loader both ways.
+    ///
+    /// Prints a matrix (machine type x forward/backward: loads, REFUSED, not decided; and
+    /// the differences no allow rule expects). Differences identical on the wire do not
+    /// fail. Exit 0: all pass; 1: a refusal or an unexpected difference (or, with --strict,
+    /// a stale allow rule); 2: trouble (a dump could not be made or read).
+    Gate(GateArgs),
     /// Print a shell completion script to stdout.
     ///
     /// bash: `migdiff completions bash > ~/.local/share/bash-completion/completions/migdiff`;
@@ -194,6 +214,76 @@ struct StripArgs {
     no_default_keep: bool,
     #[command(flatten)]
     common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct CaptureArgs {
+    /// Where to write the dump; OUT.json beside it records how it was made.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Capture the running VM behind this QMP socket (`-qmp unix:SOCKET,server=on,wait=off`)
+    /// instead of starting QEMU.
+    #[arg(long, value_name = "SOCKET", conflicts_with_all = ["run", "qemu"])]
+    qmp: Option<PathBuf>,
+    /// With --qmp: leave the guest paused (postmigrate) after the migration.
+    #[arg(long, requires = "qmp")]
+    leave_paused: bool,
+    /// Let the guest run for SECONDS before migrating (default: stopped with -S, the least
+    /// noise).
+    #[arg(long, value_name = "SECONDS")]
+    run: Option<f64>,
+    /// Seconds to wait for QEMU's QMP socket, and for the migration to complete.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// The QEMU binary and its arguments, after `--`.
+    #[arg(last = true, value_name = "QEMU ARGS")]
+    qemu: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct GateArgs {
+    /// The QEMU binary before the update.
+    #[arg(long, value_name = "QEMU", requires = "new")]
+    old: Option<String>,
+    /// The QEMU binary after the update.
+    #[arg(long, value_name = "QEMU", requires = "old")]
+    new: Option<String>,
+    /// Only the machine types matching GLOB (repeatable, or comma-separated), e.g.
+    /// 'pc-q35-*'.
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
+    machines: Vec<String>,
+    /// More QEMU arguments for every dump, split at spaces, e.g. '-device e1000'.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    devices: Option<String>,
+    /// Expected differences; `[GLOB]` lines scope the rules below them to machine types.
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
+    /// Allow rules that allowed nothing fail the gate too.
+    #[arg(long, requires = "allow")]
+    strict: bool,
+    /// Differences identical on the wire (renames, same-size retypes) fail too.
+    #[arg(long)]
+    fail_on_identical: bool,
+    /// Dumps made at the same time (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Write a JUnit report: per machine type, forward, backward and differences.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the matrix as Markdown, or HTML when FILE ends in .html.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Keep the dumps in DIR as TYPE-old.mig and TYPE-new.mig (with their .json) and the
+    /// classes as TYPE-old.vmstate.json and TYPE-new.vmstate.json, and reuse those already
+    /// there. Without --old and --new, gate the pairs DIR holds.
+    #[arg(long, value_name = "DIR", required_unless_present = "old")]
+    dumps: Option<PathBuf>,
+    /// Seconds to wait for each QEMU and each migration.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// When to colour the matrix.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
 #[derive(Args, Debug)]
@@ -421,9 +511,59 @@ pub fn run() -> Result<Outcome> {
         Some(Command::Report(args)) => report(&args, &global),
         Some(Command::Check(args)) => check(&args, &global),
         Some(Command::Strip(args)) => strip(&args, &global),
+        Some(Command::Capture(args)) => crate::qemu_cmds::capture(&capture_config(args)?),
+        Some(Command::Gate(args)) => crate::qemu_cmds::gate(&gate_config(args)),
         Some(Command::Completions(args)) => completions(&args),
         Some(Command::Man) => man(),
         None => diff(&cli.diff, &global),
+    }
+}
+
+fn capture_config(args: CaptureArgs) -> Result<CaptureConfig> {
+    let source = match args.qmp {
+        Some(socket) => CaptureSource::Attach {
+            socket,
+            leave_paused: args.leave_paused,
+        },
+        None if args.qemu.is_empty() => {
+            anyhow::bail!("nothing to capture: give -- QEMU ARGS... or --qmp SOCKET (see --help)")
+        }
+        None => CaptureSource::Start {
+            command: args.qemu,
+            run: match args.run {
+                Some(s) if !(0.0..=86400.0).contains(&s) => {
+                    anyhow::bail!("--run {s}: give 0 to 86400 seconds")
+                }
+                run => run.map(Duration::from_secs_f64),
+            },
+        },
+    };
+    Ok(CaptureConfig {
+        source,
+        output: args.output,
+        timeout: Duration::from_secs(args.timeout),
+    })
+}
+
+fn gate_config(args: GateArgs) -> GateConfig {
+    GateConfig {
+        qemus: args.old.zip(args.new),
+        machines: args.machines,
+        devices: args
+            .devices
+            .map(|d| d.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+        allow: args.allow,
+        strict: args.strict,
+        fail_on_identical: args.fail_on_identical,
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
+        junit: args.junit,
+        report: args.report,
+        dumps: args.dumps,
+        timeout: Duration::from_secs(args.timeout),
+        style: args.color.style(),
     }
 }
 
@@ -655,6 +795,16 @@ fn compared(args: &CompareArgs, hash: bool, global: &Global) -> Result<Compared>
         || load(new_path, desc.as_ref(), opts, &global.stderr),
     );
     let (mut old, mut new) = (old?, new?);
+    // Allow rules scoped to machine types apply to these dumps' types.
+    let machines: Vec<&str> = [&old.dump.machine, &new.dump.machine]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let config = Config {
+        allow: config.allow.map(|allow| allow.for_machines(&machines)),
+        ..config
+    };
     let cmp = compare(&old.dump, &new.dump, &config);
     if config.schema_only {
         // The hunks show what was compared.

@@ -58,6 +58,10 @@ use std::io::{self, Write};
 use std::path::Path;
 
 mod budget;
+// The commands that run QEMU (`capture`, `gate`): a QMP client, a capture, and the per
+// machine type verdicts of a gate.
+#[cfg(feature = "cli")]
+mod capture;
 mod check;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
@@ -74,7 +78,13 @@ mod hex;
 mod input;
 #[cfg(feature = "cli")]
 mod inputs;
+#[cfg(feature = "cli")]
+mod matrix;
 mod qcow2;
+#[cfg(feature = "cli")]
+mod qemu_cmds;
+#[cfg(feature = "cli")]
+mod qmp;
 mod ram;
 mod reader;
 mod render;

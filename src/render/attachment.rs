@@ -311,7 +311,7 @@ fn html(text: &str) -> String {
 
 /// Light and dark palettes (the system's choice, or the toggle's): red removed, green
 /// added, cyan hunks, yellow notes, as on a terminal; changed bytes marked within a line.
-const STYLE: &str = ":root{--bg:#fff;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--code:#f6f8fa;\
+pub(crate) const STYLE: &str = ":root{--bg:#fff;--fg:#1f2328;--muted:#59636e;--line:#d1d9e0;--code:#f6f8fa;\
 --del:#b31d28;--del-bg:#ffebe9;--del-mark:#ffb3ad;--ins:#116329;--ins-bg:#dafbe1;--ins-mark:#8ce99a;\
 --hunk:#0a6d7a;--tag:#8a5a00;--link:#0969da}\
 :root[data-theme=dark]{--bg:#0d1117;--fg:#e6edf3;--muted:#9198a1;--line:#3d444d;--code:#161b22;\

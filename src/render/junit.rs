@@ -8,7 +8,7 @@ use crate::render::count;
 use crate::render::report::describe;
 
 /// Escapes text for XML attributes and character data.
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {

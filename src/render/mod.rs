@@ -4,6 +4,8 @@
 pub mod attachment;
 pub mod document;
 pub mod junit;
+#[cfg(feature = "cli")]
+pub mod matrix;
 pub mod report;
 pub mod unified;
 
