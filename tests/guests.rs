@@ -148,10 +148,15 @@ fn virtio_guest_stopped_against_booted() {
         "stopped_booted_summary",
         snapshot_of(&["--format", "summary", old, new])
     );
-    insta::assert_snapshot!(
-        "stopped_booted_virtio",
-        hunks_of(old, new, |device| device.contains("virtio"))
-    );
+    let virtio = hunks_of(old, new, |device| device.contains("virtio"));
+    for shown in [
+        "pci command=IO|MEM|BUS_MASTER",
+        "status=ACKNOWLEDGE|DRIVER|DRIVER_OK|FEATURES_OK",
+        "guest_features=VIRTIO_NET_F_CTRL_GUEST_OFFLOADS|VIRTIO_NET_F_MAC",
+    ] {
+        assert!(virtio.contains(shown), "{shown}");
+    }
+    insta::assert_snapshot!("stopped_booted_virtio", virtio);
     insta::assert_snapshot!("stopped_booted_cpu", hunks_of(old, new, |d| d == "cpu (0)"));
 }
 
@@ -159,10 +164,16 @@ fn virtio_guest_stopped_against_booted() {
 /// AVX, so hflags, CR4, XCR0 and the xsave state differ.
 #[test]
 fn booted_guest_cpu_qemu64_against_max() {
-    insta::assert_snapshot!(notes_of(
-        "guest-q35-10-qemu64.mig.zst",
-        "guest-q35-10-max.mig.zst"
-    ));
+    let notes = notes_of("guest-q35-10-qemu64.mig.zst", "guest-q35-10-max.mig.zst");
+    for (field, shown) in [("env.hflags", "+AVX_EN"), ("env.xcr0", "+YMM")] {
+        assert!(
+            notes
+                .lines()
+                .any(|l| l.contains(&format!("cpu (0)/{field}:")) && l.contains(shown)),
+            "{field} {shown}"
+        );
+    }
+    insta::assert_snapshot!(notes);
 }
 
 /// One booted guest on `-M pc-q35-7.2`, run by QEMU 7.2 and by QEMU 10: the schema
