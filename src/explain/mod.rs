@@ -190,6 +190,53 @@ pub fn annotate(old: &Dump, new: &Dump, changes: &mut [Change]) {
             _ => None,
         };
     }
+    if let (Some(o), Some(n)) = (first_cpu(old), first_cpu(new)) {
+        note_cpu_models(&old_x.section(o), &new_x.section(n), changes);
+    }
+}
+
+/// One trace of the CPU model a dump was made with, and the path of the change showing it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evidence {
+    path: String,
+    text: String,
+}
+
+impl Evidence {
+    fn new(path: impl Into<String>, text: impl Into<String>) -> Evidence {
+        Evidence {
+            path: path.into(),
+            text: text.into(),
+        }
+    }
+}
+
+/// Says the CPU models likely differ, with the evidence, in the meaning of the first cpu
+/// change the evidence points at: CPUID is not in the stream, but what a model lets the
+/// guest enable, and what QEMU sends for a model's features, is.
+fn note_cpu_models(old: &Section<'_>, new: &Section<'_>, changes: &mut [Change]) {
+    let evidence = match (old.target, new.target) {
+        (Target::X86(_), Target::X86(_)) => x86::model_evidence(old, new),
+        (Target::Arm, Target::Arm) => arm::model_evidence(old.device, new.device),
+        _ => return,
+    };
+    let device = device_name(new.device);
+    let Some(at) = evidence.iter().find_map(|e| {
+        changes
+            .iter()
+            .position(|c| c.device == device && c.path == e.path)
+    }) else {
+        return;
+    };
+    let Some(anchor) = changes.get_mut(at) else {
+        return;
+    };
+    let texts: Vec<&str> = evidence.iter().map(|e| e.text.as_str()).collect();
+    let note = format!("the CPU models likely differ: {}", texts.join("; "));
+    anchor.meaning = Some(match anchor.meaning.take() {
+        Some(meaning) => format!("{meaning}; {note}"),
+        None => note,
+    });
 }
 
 /// Where a destination refuses a device's PCI config space (QEMU `get_pci_config_device`):
@@ -220,6 +267,10 @@ fn config_spaces<'s>(s: &'s Struct, prefix: &str) -> Vec<(String, &'s [u8])> {
         }
     }
     out
+}
+
+fn first_cpu(dump: &Dump) -> Option<&Device> {
+    dump.devices.iter().find(|d| d.idstr == CPU)
 }
 
 /// A dump's devices by display name (`cpu (0)`), as changes name them.

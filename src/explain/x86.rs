@@ -1373,6 +1373,97 @@ fn int(node: &Node) -> Option<u64> {
     }
 }
 
+/// The traces a CPU model leaves in a booted guest's state, for [`super::Evidence`]: CR4
+/// feature bits and XCR0 components one side's OS enabled and the other's did not, and the
+/// subsections QEMU sends for every CPU with a feature (target/i386/machine.c `.needed`
+/// functions that read only `env->features`).
+///
+/// A booted guest sets CR4 and XCR0 bits the reset state lacks, so the bits count only when
+/// both CPUs run with paging in long mode: an OS has configured the CPU on both sides, and
+/// it can set these bits only where the CPU has the feature (CR4 or XSETBV fault otherwise).
+pub fn model_evidence(old: &Section<'_>, new: &Section<'_>) -> Vec<super::Evidence> {
+    let mut evidence = Vec::new();
+    let field = |s: &Section<'_>, name: &str| s.device.body.find(name).as_deref().and_then(int);
+    let configured = |s: &Section<'_>| {
+        let paging = field(s, "env.cr[0]").is_some_and(|cr0| cr0 & CR0_PG != 0);
+        paging && field(s, "env.efer").is_some_and(|efer| efer & EFER_LMA != 0)
+    };
+    if configured(old) && configured(new) {
+        let word = |name: &str| Some((field(old, name)?, field(new, name)?));
+        if let Some((o, n)) = word("env.cr[4]") {
+            if let Some(text) = one_side_only(&CR4, o & CR4_FEATURES, n & CR4_FEATURES) {
+                evidence.push(super::Evidence::new(
+                    "env.cr[4]",
+                    format!("cr4 {text}, both CPUs in long mode with paging"),
+                ));
+            }
+        }
+        if let Some((o, n)) = word("env.xcr0") {
+            if let Some(text) = one_side_only(&XSTATE, o, n) {
+                evidence.push(super::Evidence::new("env.xcr0", format!("xcr0 {text}")));
+            }
+        }
+    }
+    let subsections = |s: &Section<'_>| -> Vec<String> {
+        s.device
+            .body
+            .subsections
+            .iter()
+            .map(|sub| sub.body.vmsd_name.to_string())
+            .collect()
+    };
+    let (old_subs, new_subs) = (subsections(old), subsections(new));
+    for (name, feature) in FEATURE_SUBSECTIONS {
+        let side = match (
+            old_subs.iter().any(|s| s == name),
+            new_subs.iter().any(|s| s == name),
+        ) {
+            (true, false) => "old",
+            (false, true) => "new",
+            _ => continue,
+        };
+        evidence.push(super::Evidence::new(
+            *name,
+            format!("{name} in {side} only (QEMU sends it for every CPU with {feature})"),
+        ));
+    }
+    evidence
+}
+
+const CR0_PG: u64 = 1 << 31;
+const EFER_LMA: u64 = 1 << 10;
+
+/// CR4 bits an OS sets when the CPU has the feature: UMIP, LA57, FSGSBASE, PCIDE,
+/// OSXSAVE, SMEP, SMAP, PKE.
+const CR4_FEATURES: u64 =
+    (1 << 11) | (1 << 12) | (1 << 16) | (1 << 17) | (1 << 18) | (1 << 20) | (1 << 21) | (1 << 22);
+
+/// Subsections whose `.needed` reads only the CPU's features, and the feature.
+const FEATURE_SUBSECTIONS: &[(&str, &str)] = &[
+    ("cpu/amd_tsc_scale_msr", "SVM TSC scaling"),
+    ("cpu/msr_tsx_ctrl", "TSX_CTRL in IA32_ARCH_CAPABILITIES"),
+    ("cpu/intel_sgx", "SGX launch control"),
+    ("cpu/msr_xfd", "XFD"),
+    ("cpu/fred", "FRED"),
+    ("cpu/intel_amx_xtile", "AMX-TILE"),
+    ("cpu/arch_lbr", "architectural LBR"),
+    ("cpu/cet_shstk", "CET shadow stacks"),
+    ("cpu/cet", "CET"),
+    ("cpu/apx", "APX"),
+];
+
+/// `has A|B in new only` (and/or `in old only`) for the bits of `word` set on one side.
+fn one_side_only(word: &FlagWord, old: u64, new: u64) -> Option<String> {
+    let side = |bits: u64, name: &str| {
+        (bits != 0).then(|| format!("has {} in {name} only", render_value(word, bits)))
+    };
+    let parts: Vec<String> = [side(old & !new, "old"), side(new & !old, "new")]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" and "))
+}
+
 /// At reset EDX holds the processor signature (CPUID leaf 1 EAX; QEMU x86_cpu_reset_hold),
 /// the one trace of the CPU model a stream carries before the guest runs. Two CPUs both at
 /// the reset vector with different EDX were made with different CPU models.
