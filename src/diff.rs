@@ -22,7 +22,7 @@ use similar::{capture_diff_slices, Algorithm, DiffOp};
 
 use crate::explain;
 use crate::render::{hex_bytes, push_int, INLINE_BYTES};
-use crate::tree::{Device, Dump, Node, RamBlock, Struct, Value};
+use crate::tree::{Device, Dump, Node, RamBlock, Struct, Value, UNKNOWN};
 
 /// What kind of difference a [`Change`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -291,6 +291,13 @@ pub struct PageCount {
     pub changed: u64,
     pub total: u64,
     pub page_size: u64,
+    /// Pages whose content one side does not give ([`UNKNOWN`]): neither same nor changed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unknown: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a destination does with the other side's bytes in one direction.
@@ -1433,6 +1440,28 @@ fn ram_change(block: &RamBlock, kind: ChangeKind, old: Option<Leaf>, new: Option
     }
 }
 
+/// Pages of each RAM block (of one size on both sides) whose content one side or both do
+/// not give ([`UNKNOWN`]: an XBZRLE delta without a base, a compressed page): compared
+/// neither as same nor as different, so counted apart.
+pub fn unknown_pages(old: &Dump, new: &Dump) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for o in &old.ram {
+        let Some(n) = new.ram.iter().find(|n| n.name == o.name) else {
+            continue;
+        };
+        if o.used_length != n.used_length || (o.unknown_pages == 0 && n.unknown_pages == 0) {
+            continue;
+        }
+        let count = (0..o.digests.len().max(n.digests.len()))
+            .filter(|&i| o.digest(i) == UNKNOWN || n.digest(i) == UNKNOWN)
+            .count() as u64;
+        if count > 0 {
+            out.push((o.name.clone(), count));
+        }
+    }
+    out
+}
+
 fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
     let size = |b: &RamBlock| Some(Leaf::Size(b.used_length));
     for o in &old.ram {
@@ -1467,8 +1496,12 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
         let page = old.page_size.max(1);
         // Byte ranges within the block, whole pages at a time.
         let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut unknown = 0;
         for i in 0..o.digests.len().max(n.digests.len()) {
-            if o.digest(i) != n.digest(i) {
+            let (a, b) = (o.digest(i), n.digest(i));
+            if a == UNKNOWN || b == UNKNOWN {
+                unknown += 1;
+            } else if a != b {
                 let start = i as u64 * page;
                 match ranges.last_mut() {
                     Some(last) if last.1 == start => last.1 = start + page,
@@ -1483,6 +1516,7 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
                 changed,
                 total: o.used_length / page,
                 page_size: page,
+                unknown,
             });
             change.ranges = ranges;
             out.push(change);

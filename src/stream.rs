@@ -111,8 +111,9 @@ pub fn decode_with_progress(
         },
         footers_seen: None,
         ram: None,
+        ram_key: None,
         iterative: HashMap::new(),
-        input_len: data.len() as u64,
+        stream: data.get(..stream_end).unwrap_or_default(),
         budget: Budget::nodes(data.len() as u64),
         progress: Progress {
             report: progress,
@@ -121,7 +122,13 @@ pub fn decode_with_progress(
     };
     walker.walk()?;
     if let Some(ram) = walker.ram.take() {
-        walker.dump.ram = ram.finish();
+        let (blocks, warnings) = ram.finish();
+        walker.dump.ram = blocks;
+        let section = walker.ram_key.take();
+        for mut w in warnings {
+            w.section = section.clone();
+            walker.dump.warnings.push(w);
+        }
     }
     Ok(walker.dump)
 }
@@ -133,10 +140,13 @@ struct Walker<'a, 's> {
     dump: Dump,
     /// Footer mode, settled by the first section: Some(true) once a footer was seen.
     footers_seen: Option<bool>,
-    ram: Option<RamParser>,
+    ram: Option<RamParser<'a>>,
+    /// The RAM section's name and instance, for the warnings its pages leave.
+    ram_key: Option<SectionRef>,
     /// Iterative sections by section id (only "ram" is decodable).
     iterative: HashMap<u32, SectionRef>,
-    input_len: u64,
+    /// The stream the reader reads: RAM reads XBZRLE bases and mapped-ram pages from it.
+    stream: &'a [u8],
     /// Nodes the whole decode may build.
     budget: Budget,
     progress: Progress<'s>,
@@ -338,9 +348,9 @@ impl<'a, 's> Walker<'a, 's> {
                 mapped_ram: self.dump.capabilities.iter().any(|c| c == "mapped-ram"),
             };
             let at = self.r.offset();
-            let parser =
-                RamParser::new(opts, self.input_len).map_err(|e| e.at(at).in_section(key))?;
+            let parser = RamParser::new(opts, self.stream).map_err(|e| e.at(at).in_section(key))?;
             self.ram = Some(parser);
+            self.ram_key = Some(key.clone());
         }
         if let Some(ram) = self.ram.as_mut() {
             let progress = &mut self.progress;
