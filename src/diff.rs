@@ -794,7 +794,40 @@ fn diff_section(
         );
         ctx.out.push(change);
     }
-    diff_struct(&old.body, &new.body, "", scope, &mut ctx);
+    if SPARSE_SECTIONS.contains(&old.idstr.as_str()) {
+        diff_entries(&old.body, &new.body, &mut ctx);
+    } else {
+        diff_struct(&old.body, &new.body, "", scope, &mut ctx);
+    }
+}
+
+/// Iterative sections whose fields are the entries of a table keyed by name (valid HPTEs,
+/// windows of storage attributes, dirty bitmap chunks; see [`crate::iterative`]): an entry
+/// on one side only is a value that appeared or went away, not a field of another layout.
+pub const SPARSE_SECTIONS: [&str; 3] = ["spapr/htab", "s390-storage_attributes", "dirty-bitmap"];
+
+/// [`SPARSE_SECTIONS`]: entries compared by name; one side's missing entry is `absent`.
+fn diff_entries(old: &Struct, new: &Struct, ctx: &mut Ctx<'_>) {
+    let news: HashMap<&str, &Node> = new.fields.iter().map(|n| (n.name.as_str(), n)).collect();
+    let olds: HashMap<&str, &Node> = old.fields.iter().map(|n| (n.name.as_str(), n)).collect();
+    let absent = || Some(Leaf::Label("absent".into()));
+    for o in &old.fields {
+        match news.get(o.name.as_str()) {
+            Some(n) => diff_node(o, n, &o.name, Scope::SameVersion, ctx),
+            None => {
+                let mut change = ctx.change(ChangeKind::Value, &o.name, Some(o), None);
+                change.new = absent();
+                ctx.out.push(change);
+            }
+        }
+    }
+    for n in &new.fields {
+        if !olds.contains_key(n.name.as_str()) {
+            let mut change = ctx.change(ChangeKind::Value, &n.name, None, Some(n));
+            change.old = absent();
+            ctx.out.push(change);
+        }
+    }
 }
 
 fn version_scope(old: u64, new: u64) -> Scope {

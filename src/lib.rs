@@ -5,7 +5,7 @@
 //!
 //! 1. [`input`]: file, pipe or compressed container → stream bytes.
 //! 2. [`vmdesc`]: the JSON description QEMU appends after the stream → [`Schema`].
-//! 3. [`stream`] (with [`decode`] and [`ram`]): stream bytes + schema → [`Dump`].
+//! 3. [`stream`] (with [`decode`], [`ram`] and [`iterative`]): stream bytes + schema → [`Dump`].
 //! 4. [`diff`]: two dumps → typed [`Change`](diff::Change)s, each with its wire impact.
 //! 5. [`compare`]: changes + ignores, allow rules, `--fail-on` → a
 //!    [`Comparison`](compare::Comparison), which every output renders; [`check`] replays
@@ -39,6 +39,7 @@ pub mod filter;
 pub mod gate;
 mod hex;
 pub mod input;
+pub mod iterative;
 pub mod ram;
 pub mod reader;
 pub mod render;
