@@ -3,7 +3,8 @@
 
 QEMU must already listen on a QMP unix socket (-qmp unix:SOCK,server=on,wait=off). Subcommands:
 
-  migrate SOCK URI [--cap C]... [--param K=V]... [--finish-after S --finish-param K=V...]
+  migrate SOCK URI [--qmp JSON]... [--cap C]... [--param K=V]... [--finish-after S --finish-param K=V...]
+      Runs each --qmp command ({"execute": ..., "arguments": ...}) first, then
       migrate-set-capabilities / migrate-set-parameters, then migrate {"uri": URI} and poll query-migrate
       until "completed". With --finish-after, the --finish-param parameters are set S seconds after the
       migration started (e.g. a downtime-limit high enough to let a migration that keeps iterating
@@ -100,6 +101,9 @@ def wait_completed(qmp, what, finish=None):
 
 
 def do_migrate(qmp, a):
+    for text in a.qmp or []:
+        c = json.loads(text)
+        qmp.cmd(c["execute"], c.get("arguments"))
     caps = a.cap or []
     if caps:
         qmp.cmd("migrate-set-capabilities", {"capabilities": [{"capability": c, "state": True} for c in caps]})
@@ -132,6 +136,7 @@ def main():
     m = sub.add_parser("migrate")
     m.add_argument("sock")
     m.add_argument("uri")
+    m.add_argument("--qmp", action="append")
     m.add_argument("--cap", action="append")
     m.add_argument("--param", action="append")
     m.add_argument("--finish-after", type=float)

@@ -433,13 +433,10 @@ impl DirtyBitmap {
             ));
             for (sector, (at, sectors, bits)) in state.bits {
                 let name = format!("{prefix}.bits_{sector:#012x}+{sectors:#x}");
-                let (ty, value) = match bits {
-                    Some(b) => ("bitmap", Value::Bytes(b)),
-                    None => ("zeroes", Value::Bytes(Vec::new())),
-                };
-                let len = match &value {
-                    Value::Bytes(b) => b.len() as u64,
-                    _ => 0,
+                // ZEROES: no bits travel, only the flag.
+                let (ty, len, value) = match bits {
+                    Some(b) => ("bitmap", b.len() as u64, Value::Bytes(b)),
+                    None => ("zeroes", 0, Value::Text("all clear".into())),
                 };
                 fields.push(node(name, ty, at, len, value));
             }
@@ -581,6 +578,7 @@ mod tests {
             ]
         );
         assert_eq!(body.fields[3].value, Value::Bytes(vec![0x81; 32]));
+        assert_eq!(body.fields[4].value, Value::Text("all clear".into()));
         assert_eq!(body.fields[2].value, Value::Bool(true));
     }
 }
