@@ -517,6 +517,207 @@ done
 
 other_targets
 booted_guests
+stream_steps   # the stream-format fixtures (section "stream formats" below)
+}
+
+# ---------------------------------------------------------------------------------------------- stream formats
+# Fixtures for the stream formats beyond plain precopy RAM: XBZRLE (a live migration of a guest that keeps
+# writing memory, the same state re-sent plain, and the destination's RAM as QEMU itself rebuilt it), mapped-ram
+# (file: migration, with and without multifd), the pseries and s390x iterative sections (spapr/htab,
+# s390-storage_attributes), and a vmdesc whose length holds a 0x06 byte. Driver: scripts/qmp-stream.py.
+# Large or sparse streams are committed zstd-compressed (.mig.zst); the oracle reads a decompressed copy.
+QEMU_PPC64=qemu-system-ppc64
+QEMU_S390X=qemu-system-s390x
+
+# The guest of the XBZRLE fixture: a 512-byte boot sector (SeaBIOS boots it from an IDE disk) that fills the 128
+# pages at 0x10000-0x8ffff with a pattern, then forever writes a round counter at offset 0 of each page and at an
+# offset that moves with the round. Assembled from (GNU as, .code16, linked at 0x7c00):
+#   cli; xor %ax,%ax; mov %ax,%ss; mov $0x7c00,%sp; mov %ax,%ds; mov $0x1000,%bx
+#   fill: mov %bx,%es; xor %di,%di; 1: mov %di,%ax; add %bx,%ax; stosb; cmp $0x1000,%di; jb 1b
+#         add $0x100,%bx; cmp $0x9000,%bx; jb fill; xor %dx,%dx
+#   round: inc %dx; mov $0x4000,%cx; 2: loop 2b; mov $0x1000,%bx
+#   3: mov %bx,%es; mov %dx,%di; shl $3,%di; and $0x0ff8,%di; mov %dx,%es:(%di); mov %dx,%es:0
+#      add $0x100,%bx; cmp $0x9000,%bx; jb 3b; jmp round
+DIRTY_GUEST_HEX=fa31c08ed0bc007c8ed8bb00108ec331ff89f801d8aa81ff001072f581c3000181fb009072e731d242b90040e2febb00108ec389d7c1e70381e7f80f268915268916000081c3000181fb009072e3ebd8
+XBZRLE_ARGS=(-M pc-i440fx-10.0 -drive file=dirty-guest.img,format=raw,if=ide)
+
+write_dirty_guest() {
+  python3 - "$scratch/dirty-guest.img" "$DIRTY_GUEST_HEX" <<'PY'
+import sys
+code = bytes.fromhex(sys.argv[2])
+open(sys.argv[1], "wb").write(code + bytes(510 - len(code)) + b"\x55\xaa")
+PY
+}
+
+# stream_oracle NAME: analyze-migration.py on a decompressed copy of NAME (a .mig.zst), into oracle/BASE.state.json
+# (zstd-compressed, .state.json.zst, when over 3 MB).
+stream_oracle() {
+  local f=$1 base=${1%.mig.zst}
+  rm -f "$td/oracle/$base.state.json" "$td/oracle/$base.state.json.zst"
+  if [ -z "${ANALYZE_MIGRATION:-}" ]; then
+    M_ORACLE[$f]="not run (ANALYZE_MIGRATION was not set)"
+    return 0
+  fi
+  zstd -q -d -c "$td/$f" >"$scratch/oracle-input.mig"
+  echo "== oracle: $f (decompressed)"
+  if python3 "$ANALYZE_MIGRATION" -f "$scratch/oracle-input.mig" -d state >"$td/oracle/$base.state.json" 2>"$scratch/oracle.err"; then
+    M_ORACLE[$f]="[oracle/$base.state.json](oracle/$base.state.json) (of the decompressed stream)"
+    if [ "$(stat -c %s "$td/oracle/$base.state.json")" -gt 3000000 ]; then
+      zstd -19 -q --rm -f "$td/oracle/$base.state.json" && chmod 644 "$td/oracle/$base.state.json.zst"
+      M_ORACLE[$f]="[oracle/$base.state.json.zst](oracle/$base.state.json.zst) (of the decompressed stream; compressed)"
+    fi
+  else
+    rm -f "$td/oracle/$base.state.json"
+    M_ORACLE[$f]="**FAILED**: \`$(grep -m1 -E '^[A-Za-z_.]*(Error|Exception)' "$scratch/oracle.err" | cut -c1-300)\`"
+  fi
+  rm -f "$scratch/oracle-input.mig"
+}
+
+# stream_mig NAME BIN URI-KIND [--mem MIB] [qmp-stream.py migrate options] -- QEMU-ARGS...: one QEMU, one
+# migration to "exec:cat > NAME" (URI-KIND exec) or "file:NAME" (URI-KIND file), the stream compressed into
+# testdata/NAME. --mem replaces COMMON's -m 32.
+stream_mig() {
+  local name=$1 bin=$2 kind=$3; shift 3
+  local opts=() caps=() params=() mem=32
+  while [ "$1" != -- ]; do
+    case $1 in
+      --mem) mem=$2 ;;
+      --cap) caps+=("$2"); opts+=("$1" "$2") ;;
+      --param|--finish-param) params+=("$2"); opts+=("$1" "$2") ;;
+      *) opts+=("$1" "$2") ;;
+    esac
+    shift 2
+  done
+  shift
+  step "$name" || return 0
+  local raw=${name%.zst} uri common=("${COMMON[@]}") k
+  for k in "${!common[@]}"; do
+    if [ "${common[$k]}" = -m ]; then common[k+1]=$mem; fi
+  done
+  if [ "$kind" = file ]; then uri="file:$scratch/$raw"; else uri="exec:cat > $raw"; fi
+  local cmd=("$bin" "${common[@]}" "${QMP_ARGS[@]}" "$@")
+  caps_txt=${caps[*]:-(none)}; params_txt=${params[*]:-(none)}
+  echo "== $name: $(show "${cmd[@]}")"
+  start_qemu "${cmd[@]}"
+  (cd "$scratch" && python3 "$here/qmp-stream.py" migrate qmp.sock "$uri" "${opts[@]}") >"$scratch/stats.json"
+  wait_qemu
+  zstd -19 -q -f "$scratch/$raw" -o "$td/$name" && chmod 644 "$td/$name"
+  record "$name" "$bin" "$(show "${cmd[@]}")"
+  M_HOW[$name]="QMP \`migrate {\"uri\": \"${uri/$scratch\//}\"}\` by scripts/qmp-stream.py, then \`zstd -19\`; query-migrate said: \`$(cat "$scratch/stats.json")\`"
+  rm -f "$scratch/$raw"
+}
+
+stream_steps() {
+# XBZRLE: several iterations (downtime-limit 1 ms keeps QEMU iterating, raised to 60 s after 4 s).
+if [ "$DRY" = 0 ]; then write_dirty_guest; fi
+if [ "$DRY" = 1 ]; then ORDER+=(pc10-xbzrle-live.pmem.xxh3); fi
+stream_mig pc10-xbzrle-live.mig.zst "$QEMU10" exec --cap xbzrle --param max-bandwidth=4000000 \
+  --param downtime-limit=1 --finish-after 4 --finish-param downtime-limit=60000 -- "${XBZRLE_ARGS[@]}"
+M_NOTE[pc10-xbzrle-live.mig.zst]="The guest is a 512-byte boot sector (scripts/gen-testdata.sh, DIRTY_GUEST_HEX) that keeps rewriting 128 pages, so most pages after the first pass travel as XBZRLE deltas, some over earlier deltas. pc10-xbzrle-resent.mig.zst is the same state loaded by QEMU and sent again plain; pc10-xbzrle-live.pmem.xxh3 holds the digests of the RAM QEMU rebuilt from this stream."
+M_ORACLE[pc10-xbzrle-live.mig.zst]="not run: analyze-migration.py refuses XBZRLE pages (\`XBZRLE RAM compression is not supported yet\`)"
+
+# The destination of pc10-xbzrle-live: QEMU loads the stream (-incoming), pmemsaves guest RAM (an independent
+# reconstruction of every XBZRLE page), and migrates the loaded state out again with every page plain. Makes
+# pc10-xbzrle-live.pmem.xxh3 too; remake both whenever pc10-xbzrle-live.mig.zst is remade.
+if step pc10-xbzrle-resent.mig.zst; then
+  command -v xxhsum >/dev/null || { echo "gen-testdata: xxhsum not found (apt-get install xxhash)" >&2; exit 1; }
+  zstd -q -d -c "$td/pc10-xbzrle-live.mig.zst" >"$scratch/live.mig"
+  cmd=("$QEMU10" "${COMMON[@]}" "${QMP_ARGS[@]}" "${XBZRLE_ARGS[@]}" -S -incoming "exec:cat live.mig")
+  echo "== pc10-xbzrle-resent.mig.zst: $(show "${cmd[@]}")"
+  start_qemu "${cmd[@]}"
+  (cd "$scratch" && python3 "$here/qmp-stream.py" incoming qmp.sock --pmemsave "0:0x2000000:$scratch/pmem.bin" \
+    --then "exec:cat > resent.mig")
+  wait_qemu
+  zstd -19 -q -f "$scratch/resent.mig" -o "$td/pc10-xbzrle-resent.mig.zst"
+  caps_txt="(none)"; params_txt="(none)"
+  record pc10-xbzrle-resent.mig.zst "$QEMU10" "$(show "${cmd[@]}")"
+  M_HOW[pc10-xbzrle-resent.mig.zst]="QEMU loads pc10-xbzrle-live.mig (-incoming, -S), then QMP \`pmemsave\` of guest-physical 0-0x1ffffff and \`migrate {\"uri\": \"exec:cat > resent.mig\"}\` with no capabilities, then \`zstd -19\`"
+  M_NOTE[pc10-xbzrle-resent.mig.zst]="Its RAM is what QEMU rebuilt from pc10-xbzrle-live's XBZRLE deltas, sent as plain pages: migdiff finds no RAM difference between the two."
+  stream_oracle pc10-xbzrle-resent.mig.zst
+  # Page digests of the pmemsave (xxh3-64, as migdiff's): runs "START COUNT DIGEST", page indices in pc.ram,
+  # which is guest-physical 0-0x1ffffff with -m 32 (pmemsave reads 0xa0000-0xfffff through the RAM too here).
+  mkdir -p "$scratch/pages"
+  python3 - "$scratch/pmem.bin" "$scratch/pages" <<'PY'
+import sys
+mem = open(sys.argv[1], "rb").read()
+for i in range(len(mem) // 4096):
+    open(f"{sys.argv[2]}/{i:05d}", "wb").write(mem[i * 4096:(i + 1) * 4096])
+PY
+  (cd "$scratch/pages" && xxhsum -H3 -- *) | python3 -c '
+import sys
+runs = []
+for line in sys.stdin:
+    name, digest = line.rsplit(" = ", 1)
+    page, digest = int(name[name.index("(") + 1:-1]), digest.strip()
+    if runs and runs[-1][2] == digest and runs[-1][0] + runs[-1][1] == page:
+        runs[-1][1] += 1
+    else:
+        runs.append([page, 1, digest])
+print("# pc.ram page digests (xxh3-64) of QEMU'"'"'s pmemsave after loading pc10-xbzrle-live.mig: START COUNT DIGEST")
+for r in runs:
+    print(*r)' >"$td/pc10-xbzrle-live.pmem.xxh3"
+  rm -rf "$scratch/pages" "$scratch/pmem.bin" "$scratch/live.mig" "$scratch/resent.mig"
+fi
+caps_txt="n/a"; params_txt="n/a"
+if [ "$DRY" = 0 ] && want pc10-xbzrle-resent.mig.zst; then
+  : >"$scratch/qemu.log"
+  record pc10-xbzrle-live.pmem.xxh3 "$QEMU10" "pmemsave 0 0x2000000 (QMP), then xxhsum -H3 per 4 KiB page"
+  M_MACH[pc10-xbzrle-live.pmem.xxh3]=pc-i440fx-10.0
+  M_HOW[pc10-xbzrle-live.pmem.xxh3]="made with pc10-xbzrle-resent.mig.zst (see there): runs of equal page digests of the guest RAM QEMU rebuilt"
+  M_ORACLE[pc10-xbzrle-live.pmem.xxh3]="n/a (it is itself an oracle: tests/streams.rs checks migdiff's pc.ram digests of pc10-xbzrle-live against it)"
+fi
+
+# mapped-ram: file: migration of a stopped guest, without and with multifd (2 channels).
+stream_mig pc10-mapped-ram.mig.zst "$QEMU10" file --cap mapped-ram -- -M pc-i440fx-10.0 -S
+stream_mig pc10-mapped-ram-multifd.mig.zst "$QEMU10" file --cap mapped-ram --cap multifd \
+  --param multifd-channels=2 -- -M pc-i440fx-10.0 -S
+for f in pc10-mapped-ram.mig.zst pc10-mapped-ram-multifd.mig.zst; do
+  if [ "$DRY" = 0 ] && want "$f"; then
+    stream_oracle "$f"
+    M_NOTE[$f]="A sparse file (each RAM block's pages at fixed 1 MiB-aligned offsets, zero pages left as holes): compressed for the repository. Same guest as pc10-stopped.mig."
+  fi
+done
+
+# pseries and s390x: their iterative sections, and each VM dumped twice (the default ignores).
+for spec in "pseries:$QEMU_PPC64:-M pseries" "s390x:$QEMU_S390X:-M s390-ccw-virtio"; do
+  IFS=: read -r short bin margs <<<"$spec"
+  if ! command -v "$bin" >/dev/null; then
+    [ "$DRY" = 1 ] || ! want "$short-stopped.mig.zst" || echo "gen-testdata: $bin not found: $short fixtures not made" >&2
+    continue
+  fi
+  for again in "" -again; do
+    # shellcheck disable=SC2086
+    stream_mig "$short-stopped$again.mig.zst" "$bin" exec --mem 256 -- $margs -S
+    if [ "$DRY" = 0 ] && want "$short-stopped$again.mig.zst"; then
+      if [ -z "$again" ]; then
+        stream_oracle "$short-stopped.mig.zst"
+      else
+        M_ORACLE[$short-stopped$again.mig.zst]="not run: the layout of $short-stopped.mig.zst, whose oracle output there is"
+        M_NOTE[$short-stopped$again.mig.zst]="A second, identical QEMU process started after $short-stopped.mig.zst: what differs between the two is what the default ignores hold for $short."
+      fi
+    fi
+  done
+done
+
+# dirty-bitmap: two block dirty bitmaps on a qcow2 disk, one persistent with 192 KiB written under it (by the HMP
+# qemu-io command), migrated with the dirty-bitmaps capability: QEMU writes the iterative "dirty-bitmap" section
+# into an exec: migration like any other.
+if [ "$DRY" = 0 ] && want pc10-dirty-bitmap.mig.zst; then qemu-img create -f qcow2 "$scratch/disk.qcow2" 16M >/dev/null; fi
+dbm_add='{"execute": "block-dirty-bitmap-add", "arguments": {"node": "disk0", "name": "bm0", "persistent": true, "granularity": 65536}}'
+dbm_write='{"execute": "human-monitor-command", "arguments": {"command-line": "qemu-io -d hd0 \"write -P 0x55 1M 192k\""}}'
+dbm_add2='{"execute": "block-dirty-bitmap-add", "arguments": {"node": "disk0", "name": "bm1", "persistent": false}}'
+stream_mig pc10-dirty-bitmap.mig.zst "$QEMU10" exec --qmp "$dbm_add" --qmp "$dbm_write" --qmp "$dbm_add2" \
+  --cap dirty-bitmaps -- -M pc-i440fx-10.0 -blockdev driver=file,filename=disk.qcow2,node-name=file0 \
+  -blockdev driver=qcow2,file=file0,node-name=disk0 -device ide-hd,drive=disk0,id=hd0 -S
+if [ "$DRY" = 0 ] && want pc10-dirty-bitmap.mig.zst; then
+  M_NOTE[pc10-dirty-bitmap.mig.zst]="Before migrating, QMP: \`$dbm_add\`, \`$dbm_write\`, \`$dbm_add2\` (disk.qcow2: \`qemu-img create -f qcow2 disk.qcow2 16M\`)."
+  M_ORACLE[pc10-dirty-bitmap.mig.zst]="not run: with dirty-bitmaps on QEMU sends a POSTCOPY_ADVISE command, on which analyze-migration.py dies (\`Exception: Unknown QEMU_VM_COMMAND: 3\`) before the section; it has no reader for dirty-bitmap either"
+fi
+
+# A vmdesc of 0xcd06 bytes: its length holds the 0x06 of the vmdesc marker.
+mig q35-10-vmdesc-0xcd06.mig "$QEMU10" -- -M pc-q35-10.0 -device e1000,romfile= -device virtio-rng-pci \
+  -device virtio-rng-pci -device virtio-balloon-pci -device ich9-usb-ehci1 -device i6300esb -S
+M_NOTE[q35-10-vmdesc-0xcd06.mig]="Its vmdesc JSON is 0xcd06 bytes long, so the byte before the JSON is 0x06, the vmdesc marker's value: a locator that takes the last 0x06 as the marker finds no vmdesc."
 }
 
 steps

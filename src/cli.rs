@@ -829,7 +829,9 @@ fn diff(args: &DiffArgs, global: &Global) -> Result<Outcome> {
         DiffFormat::Unified => {
             let notes = cmp.notes();
             let counts = &cmp.cmp.counts;
-            if counts.total() > 0 || counts.tolerated > 0 || !notes.is_empty() {
+            // Unknown RAM pages are no difference, but "no output" would claim they match.
+            let unknown = counts.unknown_pages > 0;
+            if counts.total() > 0 || counts.tolerated > 0 || !notes.is_empty() || unknown {
                 report::write_preamble(&mut out, &notes, &cmp.cmp.counts, style)?;
             }
             write_unified(

@@ -95,6 +95,9 @@ pub struct Counts {
     pub stale_rules: usize,
     /// Counted differences that break loading forward (old's stream into new's QEMU).
     pub breaking: usize,
+    /// RAM pages whose content a side does not give (XBZRLE deltas without a base), in
+    /// blocks not ignored: neither same nor different, so in no other count.
+    pub unknown_pages: u64,
 }
 
 impl Counts {
@@ -209,7 +212,15 @@ pub fn compare(old: &Dump, new: &Dump, config: &Config) -> Comparison {
             .collect(),
         None => Vec::new(),
     };
-    let counts = count(&findings, stale_rules.len());
+    let mut counts = count(&findings, stale_rules.len());
+    if !config.schema_only {
+        for (block, pages) in crate::diff::unknown_pages(old, new) {
+            let subject = Change::new("ram", block, crate::diff::ChangeKind::RamPages);
+            if config.filter.covering(&subject).is_empty() {
+                counts.unknown_pages += pages;
+            }
+        }
+    }
     Comparison {
         findings,
         stale_rules,

@@ -21,7 +21,7 @@ use serde::{Serialize, Serializer};
 use similar::{capture_diff_slices, Algorithm, DiffOp};
 
 use crate::render::{hex_bytes, push_int, INLINE_BYTES};
-use crate::tree::{Device, Dump, Node, RamBlock, Struct, Value};
+use crate::tree::{Device, Dump, Node, RamBlock, Struct, Value, UNKNOWN};
 
 /// What kind of difference a [`Change`] is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
@@ -292,6 +292,13 @@ pub struct PageCount {
     pub changed: u64,
     pub total: u64,
     pub page_size: u64,
+    /// Pages whose content one side does not give ([`UNKNOWN`]): neither same nor changed.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub unknown: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What a destination does with the other side's bytes in one direction.
@@ -785,7 +792,40 @@ fn diff_section(
         );
         ctx.out.push(change);
     }
-    diff_struct(&old.body, &new.body, "", scope, &mut ctx);
+    if SPARSE_SECTIONS.contains(&old.idstr.as_str()) {
+        diff_entries(&old.body, &new.body, &mut ctx);
+    } else {
+        diff_struct(&old.body, &new.body, "", scope, &mut ctx);
+    }
+}
+
+/// Iterative sections whose fields are the entries of a table keyed by name (valid HPTEs,
+/// windows of storage attributes, dirty bitmap chunks; see [`crate::iterative`]): an entry
+/// on one side only is a value that appeared or went away, not a field of another layout.
+pub const SPARSE_SECTIONS: [&str; 3] = ["spapr/htab", "s390-storage_attributes", "dirty-bitmap"];
+
+/// [`SPARSE_SECTIONS`]: entries compared by name; one side's missing entry is `absent`.
+fn diff_entries(old: &Struct, new: &Struct, ctx: &mut Ctx<'_>) {
+    let news: HashMap<&str, &Node> = new.fields.iter().map(|n| (n.name.as_str(), n)).collect();
+    let olds: HashMap<&str, &Node> = old.fields.iter().map(|n| (n.name.as_str(), n)).collect();
+    let absent = || Some(Leaf::Label("absent".into()));
+    for o in &old.fields {
+        match news.get(o.name.as_str()) {
+            Some(n) => diff_node(o, n, &o.name, Scope::SameVersion, ctx),
+            None => {
+                let mut change = ctx.change(ChangeKind::Value, &o.name, Some(o), None);
+                change.new = absent();
+                ctx.out.push(change);
+            }
+        }
+    }
+    for n in &new.fields {
+        if !olds.contains_key(n.name.as_str()) {
+            let mut change = ctx.change(ChangeKind::Value, &n.name, None, Some(n));
+            change.old = absent();
+            ctx.out.push(change);
+        }
+    }
 }
 
 fn version_scope(old: u64, new: u64) -> Scope {
@@ -1459,6 +1499,28 @@ fn ram_change(block: &RamBlock, kind: ChangeKind, old: Option<Leaf>, new: Option
     }
 }
 
+/// Pages of each RAM block (of one size on both sides) whose content one side or both do
+/// not give ([`UNKNOWN`]: an XBZRLE delta without a base, a compressed page): compared
+/// neither as same nor as different, so counted apart.
+pub fn unknown_pages(old: &Dump, new: &Dump) -> Vec<(String, u64)> {
+    let mut out = Vec::new();
+    for o in &old.ram {
+        let Some(n) = new.ram.iter().find(|n| n.name == o.name) else {
+            continue;
+        };
+        if o.used_length != n.used_length || (o.unknown_pages == 0 && n.unknown_pages == 0) {
+            continue;
+        }
+        let count = (0..o.digests.len().max(n.digests.len()))
+            .filter(|&i| o.digest(i) == UNKNOWN || n.digest(i) == UNKNOWN)
+            .count() as u64;
+        if count > 0 {
+            out.push((o.name.clone(), count));
+        }
+    }
+    out
+}
+
 fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
     let size = |b: &RamBlock| Some(Leaf::Size(b.used_length));
     for o in &old.ram {
@@ -1493,8 +1555,12 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
         let page = old.page_size.max(1);
         // Byte ranges within the block, whole pages at a time.
         let mut ranges: Vec<(u64, u64)> = Vec::new();
+        let mut unknown = 0;
         for i in 0..o.digests.len().max(n.digests.len()) {
-            if o.digest(i) != n.digest(i) {
+            let (a, b) = (o.digest(i), n.digest(i));
+            if a == UNKNOWN || b == UNKNOWN {
+                unknown += 1;
+            } else if a != b {
                 let start = i as u64 * page;
                 match ranges.last_mut() {
                     Some(last) if last.1 == start => last.1 = start + page,
@@ -1509,6 +1575,7 @@ fn diff_ram(old: &Dump, new: &Dump, out: &mut Vec<Change>) {
                 changed,
                 total: o.used_length / page,
                 page_size: page,
+                unknown,
             });
             change.ranges = ranges;
             out.push(change);

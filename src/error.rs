@@ -163,7 +163,7 @@ impl fmt::Display for ErrorKind {
             ),
             ErrorKind::UnsupportedSection => write!(
                 f,
-                "iterative section that migdiff cannot decode (only 'ram' is supported), and its length is unknown"
+                "iterative section that migdiff cannot decode (it reads 'ram', 'spapr/htab', 's390-storage_attributes' and 'dirty-bitmap'), and its length is unknown"
             ),
             ErrorKind::FooterMismatch { expected, found } => write!(
                 f,

@@ -7,7 +7,8 @@
 //!
 //! A pattern may end in `@RANGES` to ignore only some bytes of a buffer:
 //! `mc146818rtc (*)/cmos_data@0x0-0x9,0x32` masks the clock registers of the CMOS and still
-//! reports a change to any other CMOS byte. Ranges are inclusive, decimal or 0x-hex.
+//! reports a change to any other CMOS byte. Ranges are inclusive, decimal or 0x-hex. On a
+//! RAM block (`ram/ppc_spapr.ram@0xfe00000-0xfe00fff`) they mask whole pages the same way.
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
@@ -33,6 +34,20 @@ pub const DEFAULT_IGNORES: &[&str] = &[
     "pl031 (*)/pl031/tick-offset/tick_offset",
     // hw/rtc/goldfish_rtc.c (RISC-V virt): the same offset in nanoseconds.
     "goldfish_rtc (*)/tick_offset",
+    // ppc64 pseries (QEMU 10.0, measured on `-M pseries -m 256 -S` dumped twice): the
+    // timebase and the RTC offset follow the host clock; SPR 0x1d5 (HASHPKEYR) is a random
+    // key set at reset; the device tree's /chosen holds a random 2-byte value and the
+    // 32-byte rng-seed, in the FDT blob and in its copy in guest RAM (at the RMA's top less
+    // 2 MiB: 0xfe00000 with -m 256).
+    "spapr (*)/tb.guest_timebase",
+    "spapr (*)/tb.time_of_the_day_ns",
+    "spapr/rtc (*)/ns_offset",
+    "cpu (*)/env.spr[469]",
+    "spapr (*)/spapr_dtb/fdt_blob@0x3f2-0x3f3,0x400-0x41f",
+    "ram/ppc_spapr.ram@0xfe00000-0xfe00fff",
+    // s390x s390-ccw-virtio (QEMU 10.0, `-m 256 -S` dumped twice): the TOD clock (a
+    // present byte, then the clock's high byte and low 8 bytes).
+    "todclock (*)/data@0x1-0x9",
 ];
 
 /// More patterns than this are refused: a glob set's memory grows with them (a million
@@ -153,7 +168,7 @@ impl Filter {
             .filter(|&i| match self.bytes.get(i) {
                 Some(None) => true,
                 Some(Some(mask)) => {
-                    change.kind == ChangeKind::Value
+                    matches!(change.kind, ChangeKind::Value | ChangeKind::RamPages)
                         && !change.ranges.is_empty()
                         && change
                             .ranges

@@ -6,7 +6,8 @@
 //! 1. input (with qcow2): file, pipe, compressed container or qcow2 internal snapshot →
 //!    stream bytes ([`Input`]).
 //! 2. vmdesc: the JSON description QEMU appends after the stream → [`Schema`].
-//! 3. stream (with decode and ram): stream bytes + schema → [`Dump`] ([`decode`]).
+//! 3. stream (with decode, ram and iterative): stream bytes + schema → [`Dump`]
+//!    ([`decode`]).
 //! 4. diff: two dumps → typed [`Change`]s, each with its [`Wire`] impact.
 //! 5. compare: changes + ignores, allow rules, [`FailOn`] → a [`Comparison`], which every
 //!    output renders ([`compare`]), each change with what it means (explain); [`check`]
@@ -78,6 +79,7 @@ mod hex;
 mod input;
 #[cfg(feature = "cli")]
 mod inputs;
+mod iterative;
 #[cfg(feature = "cli")]
 mod matrix;
 mod qcow2;
@@ -104,7 +106,9 @@ pub use gate::{AllowError, AllowList, AllowRule};
 pub use input::{Budget, Container, Input};
 pub use stream::{decode, schema_of};
 pub use strip::{strip, StripError, Stripped, DEFAULT_KEEP};
-pub use tree::{ClassFile, Device, Dump, Node, RamBlock, Scalars, StreamInfo, Struct, Value};
+pub use tree::{
+    ClassFile, Device, Dump, Node, RamBlock, Scalars, StreamInfo, Struct, Value, NOT_SENT, UNKNOWN,
+};
 pub use vmdesc::Schema;
 
 /// Why [`load`] could not give a dump.

@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use crate::budget::Budget;
 use crate::decode::Decoder;
 use crate::error::{ErrorKind, ParseError, SectionRef};
+use crate::iterative;
 use crate::ram::{PageRecord, RamOptions, RamParser};
 use crate::reader::Reader;
 use crate::tree::{Command, Device, Dump, Node, StreamInfo, Struct, Value, Warning};
@@ -129,8 +130,10 @@ fn walk(
         footers_seen: None,
         ram: None,
         record_pages,
+        ram_key: None,
+        others: Vec::new(),
         iterative: HashMap::new(),
-        input_len: data.len() as u64,
+        stream: data.get(..stream_end).unwrap_or_default(),
         budget: Budget::nodes(data.len() as u64),
         progress: Progress {
             report: progress,
@@ -139,9 +142,20 @@ fn walk(
     };
     walker.walk()?;
     let mut page_records = Vec::new();
+    for other in std::mem::take(&mut walker.others) {
+        let mut device = other.device;
+        device.body = other.state.finish(&device.idstr);
+        walker.dump.devices.push(device);
+    }
     if let Some(mut ram) = walker.ram.take() {
         page_records = ram.page_records();
-        walker.dump.ram = ram.finish();
+        let (blocks, warnings) = ram.finish();
+        walker.dump.ram = blocks;
+        let section = walker.ram_key.take();
+        for mut w in warnings {
+            w.section = section.clone();
+            walker.dump.warnings.push(w);
+        }
     }
     Ok((walker.dump, page_records))
 }
@@ -153,15 +167,26 @@ struct Walker<'a, 's> {
     dump: Dump,
     /// Footer mode, settled by the first section: Some(true) once a footer was seen.
     footers_seen: Option<bool>,
-    ram: Option<RamParser>,
+    ram: Option<RamParser<'a>>,
     /// Keep the RAM parser's page records (for rewriting the stream).
     record_pages: bool,
+    /// The RAM section's name and instance, for the warnings its pages leave.
+    ram_key: Option<SectionRef>,
+    /// The other iterative sections, in stream order: each becomes a device of the tree.
+    others: Vec<Other>,
     /// Iterative sections by section id (only "ram" is decodable).
     iterative: HashMap<u32, SectionRef>,
-    input_len: u64,
+    /// The stream the reader reads: RAM reads XBZRLE bases and mapped-ram pages from it.
+    stream: &'a [u8],
     /// Nodes the whole decode may build.
     budget: Budget,
     progress: Progress<'s>,
+}
+
+/// An iterative section other than RAM: its device (body filled in at the end) and state.
+struct Other {
+    device: Device,
+    state: iterative::Section,
 }
 
 /// Calls `report` at most once per [`PROGRESS_STEP`] bytes.
@@ -287,10 +312,10 @@ impl<'a, 's> Walker<'a, 's> {
         let instance_id = self.r.be32("instance id")?;
         let version_id = self.r.be32("version id")?;
         let key = SectionRef { idstr, instance_id };
+        if ty == QEMU_VM_SECTION_START && key.idstr != "ram" {
+            return self.start_other(section_id, key, version_id, at);
+        }
         if ty == QEMU_VM_SECTION_START {
-            if key.idstr != "ram" {
-                return Err(ParseError::new(at, ErrorKind::UnsupportedSection).in_section(&key));
-            }
             if version_id != 4 {
                 return Err(ParseError::new(
                     at,
@@ -340,12 +365,81 @@ impl<'a, 's> Walker<'a, 's> {
 
     fn read_part(&mut self, at: u64) -> Result<(), ParseError> {
         let section_id = self.r.be32("section id")?;
+        if let Some(index) = self
+            .others
+            .iter()
+            .position(|o| o.device.section_id == section_id)
+        {
+            return self.read_other_chunk(index, false);
+        }
         let key = self
             .iterative
             .get(&section_id)
             .cloned()
             .ok_or_else(|| ParseError::new(at, ErrorKind::UnknownSectionId(section_id)))?;
         self.read_ram_chunk(section_id, &key)
+    }
+
+    /// The START chunk of an iterative section other than RAM (see [`iterative`]).
+    fn start_other(
+        &mut self,
+        section_id: u32,
+        key: SectionRef,
+        version_id: u32,
+        at: u64,
+    ) -> Result<(), ParseError> {
+        let Some(state) = iterative::Section::new(&key.idstr, version_id, self.stream.len() as u64)
+        else {
+            let kind = match iterative::SECTIONS.iter().find(|(n, _)| *n == key.idstr) {
+                Some((_, v)) => ErrorKind::Unsupported(format!(
+                    "{} section version {version_id}, expected {v}",
+                    key.idstr
+                )),
+                None => ErrorKind::UnsupportedSection,
+            };
+            return Err(ParseError::new(at, kind).in_section(&key));
+        };
+        self.others.push(Other {
+            device: Device {
+                idstr: key.idstr,
+                instance_id: key.instance_id,
+                section_id,
+                version_id,
+                offset: at,
+                len: 0,
+                body: Struct {
+                    vmsd_name: String::new(),
+                    version: None,
+                    minimum_version: None,
+                    fields: Vec::new(),
+                    subsections: Vec::new(),
+                },
+            },
+            state,
+        });
+        self.read_other_chunk(self.others.len() - 1, true)
+    }
+
+    fn read_other_chunk(&mut self, index: usize, first: bool) -> Result<(), ParseError> {
+        let start = self.r.offset();
+        let Some(other) = self.others.get_mut(index) else {
+            return Ok(());
+        };
+        let key = SectionRef {
+            idstr: other.device.idstr.clone(),
+            instance_id: other.device.instance_id,
+        };
+        let section_id = other.device.section_id;
+        other
+            .state
+            .read_chunk(&mut self.r, first)
+            .map_err(|e| e.in_section(&key))?;
+        self.read_footer(section_id, None)
+            .map_err(|e| e.in_section(&key))?;
+        if let Some(other) = self.others.get_mut(index) {
+            other.device.len += self.r.offset() - start;
+        }
+        Ok(())
     }
 
     fn read_ram_chunk(&mut self, section_id: u32, key: &SectionRef) -> Result<(), ParseError> {
@@ -361,11 +455,12 @@ impl<'a, 's> Walker<'a, 's> {
             };
             let at = self.r.offset();
             let mut parser =
-                RamParser::new(opts, self.input_len).map_err(|e| e.at(at).in_section(key))?;
+                RamParser::new(opts, self.stream).map_err(|e| e.at(at).in_section(key))?;
             if self.record_pages {
                 parser.record_pages();
             }
             self.ram = Some(parser);
+            self.ram_key = Some(key.clone());
         }
         if let Some(ram) = self.ram.as_mut() {
             let progress = &mut self.progress;

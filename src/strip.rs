@@ -39,8 +39,11 @@ pub struct Stripped {
 
 /// Why a stream could not be stripped.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum StripError {
     Parse(ParseError),
+    /// A mapped-ram stream keeps pages at fixed file offsets, not in records.
+    MappedRam,
     Write(io::Error),
 }
 
@@ -48,6 +51,10 @@ impl std::fmt::Display for StripError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             StripError::Parse(e) => e.fmt(f),
+            StripError::MappedRam => f.write_str(
+                "a mapped-ram stream keeps its pages at fixed file offsets: strip rewrites \
+                 page records and would leave them all in place",
+            ),
             StripError::Write(e) => write!(f, "writing the stripped stream: {e}"),
         }
     }
@@ -66,6 +73,9 @@ pub fn strip(
 ) -> Result<Stripped, StripError> {
     let (dump, records) =
         stream::decode_with_page_records(data, desc).map_err(StripError::Parse)?;
+    if dump.capabilities.iter().any(|c| c == "mapped-ram") {
+        return Err(StripError::MappedRam);
+    }
     let page_size = dump.page_size;
     let keep_ranges: Vec<(bool, Vec<(u64, u64)>)> = dump
         .ram

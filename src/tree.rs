@@ -137,7 +137,7 @@ impl Dump {
         }
         for block in &mut dump.ram {
             block.digests.clear();
-            (block.zero_pages, block.data_pages, block.opaque_pages) = (0, 0, 0);
+            (block.zero_pages, block.data_pages, block.unknown_pages) = (0, 0, 0);
         }
         dump
     }
@@ -637,8 +637,10 @@ pub struct RamBlock {
     pub digests: Vec<u64>,
     pub zero_pages: u64,
     pub data_pages: u64,
-    /// Pages whose content cannot be known without guest memory (XBZRLE deltas).
-    pub opaque_pages: u64,
+    /// Pages whose content the stream does not give (an XBZRLE delta without a base, a
+    /// compressed page): compared neither as same nor as different.
+    #[serde(alias = "opaque_pages")]
+    pub unknown_pages: u64,
 }
 
 impl RamBlock {
@@ -736,8 +738,9 @@ pub fn subsection_prefix(prefix: &str, name: &str) -> String {
 
 /// Digest of a page that was never sent.
 pub const NOT_SENT: u64 = 0;
-/// Digest of a page whose content is unknown (an XBZRLE delta against memory we do not have).
-pub const OPAQUE: u64 = 1;
+/// Digest of a page whose content is unknown (an XBZRLE delta without a base in the stream, a
+/// malformed delta, a compressed page); never equal to another page, never different either.
+pub const UNKNOWN: u64 = 1;
 
 mod hex_bytes {
     use serde::{de::Error, Deserialize, Deserializer};

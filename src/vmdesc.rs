@@ -285,6 +285,8 @@ impl Kind {
             "uint8" | "uint16" | "uint32" | "uint64" | "uint8 equal" | "uint16 equal"
             | "uint32 equal" | "int64 equal" | "timer" | "CPU_Double_U" | "float64"
             | "uint16_from_uint8" | "int32_as_uint16" => Kind::Unsigned,
+            // target/ppc/machine.c: FP and VSX doublewords, the VSCR word.
+            "fpr" | "vsr" | "cpu/altivec/vscr" => Kind::Unsigned,
             "buffer"
             | "unused_buffer"
             | "bitmap"
@@ -299,6 +301,9 @@ impl Kind {
             | "usb-redir-bufpq"
             | "usb-redir-packet-id-q"
             | "vdagent/cbinfos"
+            // target/ppc/machine.c: a 128-bit Altivec register, an SLB entry (two u64).
+            | "avr"
+            | "slbe"
             | "unknown" => Kind::Opaque,
             _ => Kind::Unknown,
         }

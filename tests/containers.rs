@@ -195,23 +195,41 @@ fn suppressed_vmdesc_is_named_and_desc_from_another_dump_fixes_it() {
 }
 
 #[test]
-fn iterative_sections_other_than_ram_are_refused_by_name() {
-    // A "dirty-bitmap" START section: no description and no length, so no way to skip it.
+fn iterative_sections_migdiff_does_not_read_are_refused_by_name() {
+    // A "block" START section (block migration, QEMU < 9.1): no description and no
+    // length, so no way to skip it.
     let mut b = StreamBuilder::new("pc").device("timer", 0, TIMER_FIELDS, &[0; 24]);
     let at = b.buf.len() as u64;
     b = b
-        .raw(&[0x01, 0, 0, 0, 9, 12])
-        .raw(b"dirty-bitmap")
+        .raw(&[0x01, 0, 0, 0, 9, 5])
+        .raw(b"block")
         .raw(&[0, 0, 0, 0, 0, 0, 0, 1, 0x01]);
     let err = migdiff::decode(&b.finish(), None).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UnsupportedSection);
     assert_eq!(err.offset, at);
-    assert_eq!(err.section.as_ref().unwrap().idstr, "dirty-bitmap");
+    assert_eq!(err.section.as_ref().unwrap().idstr, "block");
+    assert!(
+        err.to_string().contains("it reads 'ram', 'spapr/htab'"),
+        "{err}"
+    );
+    // A section migdiff reads, at a version it does not.
+    let mut b = StreamBuilder::new("pc");
+    b = b
+        .raw(&[0x01, 0, 0, 0, 9, 10])
+        .raw(b"spapr/htab")
+        .raw(&[0, 0, 0, 0, 0, 0, 0, 2]);
+    let err = migdiff::decode(&b.finish(), None).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("spapr/htab section version 2, expected 1"),
+        "{err}"
+    );
 }
 
 #[test]
-fn mapped_ram_is_refused_clearly() {
-    // A configuration listing the mapped-ram capability, as QEMU's legacy layout writes it.
+fn mapped_ram_without_its_block_header_is_refused_clearly() {
+    // A configuration listing the mapped-ram capability, as QEMU's legacy layout writes it,
+    // then a block list without the mapped-ram header each block has in such a file.
     let mut b = StreamBuilder::new("pc");
     b = b
         .raw(&[0x05, 26])

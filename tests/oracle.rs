@@ -97,6 +97,9 @@ fn struct_view(data: &[u8], s: &Struct) -> Json {
     let mut map = Map::new();
     for node in &s.fields {
         let value = match node.elements() {
+            // The script has no reader for lists: it reads their vmdesc size (the 1-byte
+            // end marker of an empty list) as bytes (s390x's qemu-s390-flic-full/io[0]).
+            _ if matches!(&*node.type_name, "qlist" | "qtailq") => leaf_view(data, node),
             // The script folds one-element arrays into a scalar and longer ones into a list.
             Some(items) if items.len() == 1 => leaf_view(data, &items[0]),
             Some(items) => Json::Array(items.iter().map(|n| leaf_view(data, n)).collect()),
@@ -115,10 +118,13 @@ fn oracle_view(data: &[u8]) -> Json {
     let dump = migdiff::decode(data, None).expect("fixture decodes");
     let mut top = Map::new();
     for d in &dump.devices {
-        top.insert(
-            format!("{} ({})", d.idstr, d.section_id),
-            struct_view(data, &d.body),
-        );
+        // The script reads these iterative sections to their end and shows nothing of them.
+        let view = if ["spapr/htab", "s390-storage_attributes"].contains(&d.idstr.as_str()) {
+            Json::String(String::new())
+        } else {
+            struct_view(data, &d.body)
+        };
+        top.insert(format!("{} ({})", d.idstr, d.section_id), view);
     }
     let sizes: Map<String, Json> = dump
         .ram
@@ -136,10 +142,25 @@ fn oracle_view(data: &[u8]) -> Json {
     Json::Object(top)
 }
 
+/// Stream fixtures the oracle cannot read, each with why: no vmdesc; XBZRLE pages; a
+/// POSTCOPY_ADVISE command (dirty-bitmaps on); the second dump of a pair, whose layout
+/// the first one's oracle output covers.
+const NO_ORACLE: &[&str] = &[
+    "suppress-vmdesc",
+    "pc10-xbzrle-live",
+    "pc10-dirty-bitmap",
+    "pseries-stopped-again",
+    "s390x-stopped-again",
+];
+
 /// The oracle's output with its "ram (N)" key renamed to "ram" (migdiff does not keep the
-/// RAM section's process-local id).
+/// RAM section's process-local id). Large outputs are committed zstd-compressed.
 fn oracle_output(path: &Path) -> Json {
-    let text = std::fs::read_to_string(path).unwrap();
+    let text = if path.extension().is_some_and(|e| e == "zst") {
+        String::from_utf8(zstd::decode_all(std::fs::File::open(path).unwrap()).unwrap()).unwrap()
+    } else {
+        std::fs::read_to_string(path).unwrap()
+    };
     let Json::Object(map) = serde_json::from_str::<Json>(&text).unwrap() else {
         panic!("{}: not an object", path.display())
     };
@@ -194,7 +215,10 @@ fn every_fixture_agrees_with_analyze_migration() {
             .unwrap()
             .to_string_lossy()
             .to_string();
-        let Some(stem) = name.strip_suffix(".state.json") else {
+        let Some(stem) = name
+            .strip_suffix(".state.json")
+            .or_else(|| name.strip_suffix(".state.json.zst"))
+        else {
             continue;
         };
         let data = read_stream(stem);
@@ -206,10 +230,10 @@ fn every_fixture_agrees_with_analyze_migration() {
         fields += count_leaves(&theirs);
         checked += 1;
     }
-    // Every dump the oracle can read (it dies on one without vmdesc) has its output.
+    // Every dump the oracle can read has its output.
     let dumps = stream_stems()
         .iter()
-        .filter(|stem| !stem.contains("suppress-vmdesc"))
+        .filter(|stem| !NO_ORACLE.iter().any(|n| stem.contains(n)))
         .count();
     assert_eq!(checked, dumps, "fixtures without an oracle output");
     assert!(checked >= 15, "only {checked} fixtures");

@@ -135,3 +135,19 @@ fn the_command_writes_a_stream_and_says_what_it_did() {
         .unwrap()
         .contains("strip takes a migration stream"));
 }
+
+#[test]
+fn a_mapped_ram_stream_is_refused_not_left_with_its_pages() {
+    let input = migdiff::Input::open(
+        &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("testdata/pc10-mapped-ram.mig.zst"),
+    )
+    .unwrap();
+    let err = strip(
+        input.stream(),
+        None,
+        &Filter::new(DEFAULT_KEEP).unwrap(),
+        &mut Vec::new(),
+    )
+    .unwrap_err();
+    assert!(matches!(err, migdiff::StripError::MappedRam), "{err}");
+}

@@ -124,12 +124,12 @@ fn write_header(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
                 .addr
                 .map(|a| format!(" at GPA {a:#x}"))
                 .unwrap_or_default();
-            let xbzrle = match block.opaque_pages {
+            let unknown = match block.unknown_pages {
                 0 => String::new(),
-                n => format!(", {n} xbzrle"),
+                n => format!(", {n} unknown"),
             };
             w.emit_str(&format!(
-                "  {} = {:#x} bytes{gpa}, {} ({} zero, {} data{xbzrle}), digest {:016x}",
+                "  {} = {:#x} bytes{gpa}, {} ({} zero, {} data{unknown}), digest {:016x}",
                 block.name,
                 block.used_length,
                 count(pages, "page"),

@@ -46,6 +46,11 @@ pub fn verdict(counts: &Counts) -> String {
     if counts.stale_rules > 0 {
         tail.push(count(counts.stale_rules, "stale allow rule"));
     }
+    match counts.unknown_pages {
+        0 => {}
+        1 => tail.push("1 RAM page unknown".into()),
+        n => tail.push(format!("{n} RAM pages unknown")),
+    }
     if tail.is_empty() {
         head
     } else {
@@ -105,14 +110,19 @@ pub fn describe(change: &Change) -> String {
                 changed: 0,
                 total: 0,
                 page_size: 0,
+                unknown: 0,
             });
+            let unknown = match pages.unknown {
+                0 => String::new(),
+                n => format!(" ({n} unknown, compared neither way)"),
+            };
             let (noun, verb) = match (pages.total, pages.changed) {
                 (1, _) => ("page", "differs"),
                 (_, 1) => ("pages", "differs"),
                 _ => ("pages", "differ"),
             };
             format!(
-                "{at}: {} of {} {noun} {verb}, at offsets {}",
+                "{at}: {} of {} {noun} {verb}, at offsets {}{unknown}",
                 pages.changed,
                 pages.total,
                 byte_ranges(&change.ranges)
