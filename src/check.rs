@@ -16,6 +16,7 @@ use crate::diff::{
     unknown_ramblock_message, unknown_section_message, unsupported_version_message, Change,
     ChangeKind, Load,
 };
+use crate::explain;
 use crate::tree::{Device, Dump, Node, Struct, Value};
 use crate::vmstate_dump::FieldDesc;
 
@@ -346,6 +347,11 @@ fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump, class: Optio
                 None,
             ),
         }
+        return;
+    }
+    if let Some((path, message)) = explain::bad_config_data(device, local) {
+        // vmstate_pci_device's config is the first thing a PCI device's section loads.
+        c.refuse(&subject, message, Some(path));
         return;
     }
     let mut changes = Vec::new();

@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::io::{self, BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{Context, Result};
 use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
@@ -18,14 +19,16 @@ use crate::inputs::{
 
 use crate::check::{Answer, Destination, Severity};
 use crate::compare::{compare, schema_trees, Comparison, Config, FailOn};
-use crate::export::write_json;
+use crate::export::{is_json, write_json};
 use crate::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
 use crate::gate::AllowList;
-use crate::render::attachment::{write_html, write_markdown, Report};
-use crate::render::document::{document, write_document, View};
+use crate::input::Input;
+use crate::qemu_cmds::{CaptureConfig, CaptureSource, GateConfig};
+use crate::render::attachment::{markdown, write_html, Report, COMMENT_LIMIT};
+use crate::render::document::{document, one_sided, write_document, View};
 use crate::render::junit::write_junit;
 use crate::render::report::{self, DiffDocument};
-use crate::render::unified::{section_hunks, write_unified, Hunk, Labels};
+use crate::render::unified::{unified_hunks, write_unified, Hunk, Labels};
 use crate::render::Style;
 
 /// What the process reports, as diff(1) does.
@@ -155,6 +158,33 @@ enum Command {
     /// Exit 0: it would load; 1: it would be refused; 3: not decided (nothing refuses it,
     /// but something the descriptions cannot show could; the reasons say what); 2: trouble.
     Check(CheckArgs),
+    /// Write the same stream with every RAM page sent as a zero page: no guest memory.
+    ///
+    /// The header, configuration, device sections, commands and vmdesc are copied byte for
+    /// byte, so QEMU still loads the result (`-incoming "exec:cat OUT"`) and reports the
+    /// same load errors, and migdiff and analyze-migration.py decode the same device state.
+    /// Only RAM contents are gone (RAM block names and sizes stay). Device state can hold
+    /// secrets of its own (registers, buffers): see `export`. Writes a plain stream, also for
+    /// a compressed input or a libvirt save image.
+    Strip(StripArgs),
+    /// Make a dump: migrate a QEMU's state into a file over QMP and wait for it to complete.
+    ///
+    /// Either starts QEMU (`-- QEMU ARGS...`) with a private QMP socket, stopped (`-S`)
+    /// unless --run, and quits it afterwards; or attaches to a running VM's QMP socket
+    /// (--qmp) and resumes the guest afterwards, since a completed migration leaves it
+    /// paused. OUT.json records QEMU's version, the command line and the run state.
+    Capture(CaptureArgs),
+    /// Gate a QEMU update: every machine type two QEMU binaries share, loaded both ways.
+    ///
+    /// Every versioned machine type both binaries offer is dumped by each (stopped,
+    /// `-nodefaults -m 32 -accel tcg`) with its `-dump-vmstate`, compared, and replayed into
+    /// the other's loader both ways.
+    ///
+    /// Prints a matrix (machine type x forward/backward: loads, REFUSED, not decided; and
+    /// the differences no allow rule expects). Differences identical on the wire do not
+    /// fail. Exit 0: all pass; 1: a refusal or an unexpected difference (or, with --strict,
+    /// a stale allow rule); 2: trouble (a dump could not be made or read).
+    Gate(GateArgs),
     /// Print a shell completion script to stdout.
     ///
     /// bash: `migdiff completions bash > ~/.local/share/bash-completion/completions/migdiff`;
@@ -165,6 +195,95 @@ enum Command {
     ///
     /// Install it with `migdiff man > ~/.local/share/man/man1/migdiff.1`.
     Man,
+}
+
+#[derive(Args, Debug)]
+struct StripArgs {
+    /// The dump to strip.
+    file: PathBuf,
+    /// Where to write the stripped stream (`-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Also keep the pages PATTERN covers (repeatable), in the ignore syntax: `ram/BLOCK`
+    /// for a whole RAM block, `ram/BLOCK@0x0-0xfff` for some bytes of it.
+    #[arg(long, value_name = "PATTERN")]
+    keep: Vec<String>,
+    /// Zero the pages kept by default too: x86's ROM window `ram/pc.ram@0xc0000-0xfffff`
+    /// (BIOS and option-ROM copies; QEMU's kvmvapic reads it when loading).
+    #[arg(long)]
+    no_default_keep: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct CaptureArgs {
+    /// Where to write the dump; OUT.json beside it records how it was made.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Capture the running VM behind this QMP socket (`-qmp unix:SOCKET,server=on,wait=off`)
+    /// instead of starting QEMU.
+    #[arg(long, value_name = "SOCKET", conflicts_with_all = ["run", "qemu"])]
+    qmp: Option<PathBuf>,
+    /// With --qmp: leave the guest paused (postmigrate) after the migration.
+    #[arg(long, requires = "qmp")]
+    leave_paused: bool,
+    /// Let the guest run for SECONDS before migrating (default: stopped with -S, the least
+    /// noise).
+    #[arg(long, value_name = "SECONDS")]
+    run: Option<f64>,
+    /// Seconds to wait for QEMU's QMP socket, and for the migration to complete.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// The QEMU binary and its arguments, after `--`.
+    #[arg(last = true, value_name = "QEMU ARGS")]
+    qemu: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct GateArgs {
+    /// The QEMU binary before the update.
+    #[arg(long, value_name = "QEMU", requires = "new")]
+    old: Option<String>,
+    /// The QEMU binary after the update.
+    #[arg(long, value_name = "QEMU", requires = "old")]
+    new: Option<String>,
+    /// Only the machine types matching GLOB (repeatable, or comma-separated), e.g.
+    /// 'pc-q35-*'.
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
+    machines: Vec<String>,
+    /// More QEMU arguments for every dump, split at spaces, e.g. '-device e1000'.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    devices: Option<String>,
+    /// Expected differences; `[GLOB]` lines scope the rules below them to machine types.
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
+    /// Allow rules that allowed nothing fail the gate too.
+    #[arg(long, requires = "allow")]
+    strict: bool,
+    /// Differences identical on the wire (renames, same-size retypes) fail too.
+    #[arg(long)]
+    fail_on_identical: bool,
+    /// Dumps made at the same time (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Write a JUnit report: per machine type, forward, backward and differences.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the matrix as Markdown, or HTML when FILE ends in .html.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Keep the dumps in DIR as TYPE-old.mig and TYPE-new.mig (with their .json) and the
+    /// classes as TYPE-old.vmstate.json and TYPE-new.vmstate.json, and reuse those already
+    /// there. Without --old and --new, gate the pairs DIR holds.
+    #[arg(long, value_name = "DIR", required_unless_present = "old")]
+    dumps: Option<PathBuf>,
+    /// Seconds to wait for each QEMU and each migration.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// When to colour the matrix.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
 }
 
 #[derive(Args, Debug)]
@@ -253,6 +372,9 @@ struct ReportArgs {
     /// Lines of context around each change in the diff.
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     context: usize,
+    /// Devices on one side only in full, every field, instead of a summary line each.
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Args, Debug)]
@@ -317,6 +439,9 @@ struct DiffArgs {
     /// Lines of context around each change in the unified diff.
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     context: usize,
+    /// Devices on one side only in full, every field, instead of a summary line each.
+    #[arg(long)]
+    full: bool,
     /// When to colour the output. `auto`: only on a terminal, and never when NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -396,9 +521,60 @@ pub fn run() -> Result<Outcome> {
         Some(Command::Export(args)) => export(&args, &global),
         Some(Command::Report(args)) => report(&args, &global),
         Some(Command::Check(args)) => check(&args, &global),
+        Some(Command::Strip(args)) => strip(&args, &global),
+        Some(Command::Capture(args)) => crate::qemu_cmds::capture(&capture_config(args)?),
+        Some(Command::Gate(args)) => crate::qemu_cmds::gate(&gate_config(args)),
         Some(Command::Completions(args)) => completions(&args),
         Some(Command::Man) => man(),
         None => diff(&cli.diff, &global),
+    }
+}
+
+fn capture_config(args: CaptureArgs) -> Result<CaptureConfig> {
+    let source = match args.qmp {
+        Some(socket) => CaptureSource::Attach {
+            socket,
+            leave_paused: args.leave_paused,
+        },
+        None if args.qemu.is_empty() => {
+            anyhow::bail!("nothing to capture: give -- QEMU ARGS... or --qmp SOCKET (see --help)")
+        }
+        None => CaptureSource::Start {
+            command: args.qemu,
+            run: match args.run {
+                Some(s) if !(0.0..=86400.0).contains(&s) => {
+                    anyhow::bail!("--run {s}: give 0 to 86400 seconds")
+                }
+                run => run.map(Duration::from_secs_f64),
+            },
+        },
+    };
+    Ok(CaptureConfig {
+        source,
+        output: args.output,
+        timeout: Duration::from_secs(args.timeout),
+    })
+}
+
+fn gate_config(args: GateArgs) -> GateConfig {
+    GateConfig {
+        qemus: args.old.zip(args.new),
+        machines: args.machines,
+        devices: args
+            .devices
+            .map(|d| d.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+        allow: args.allow,
+        strict: args.strict,
+        fail_on_identical: args.fail_on_identical,
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
+        junit: args.junit,
+        report: args.report,
+        dumps: args.dumps,
+        timeout: Duration::from_secs(args.timeout),
+        style: args.color.style(),
     }
 }
 
@@ -502,6 +678,33 @@ fn export(args: &ExportArgs, global: &Global) -> Result<Outcome> {
     Ok(Outcome::Same)
 }
 
+fn strip(args: &StripArgs, global: &Global) -> Result<Outcome> {
+    let desc = load_desc(args.common.desc.as_deref())?;
+    let name = args.file.display();
+    let input = Input::open(&args.file).with_context(|| format!("reading {name}"))?;
+    if is_json(input.stream()) {
+        anyhow::bail!("{name}: JSON holds no RAM pages; strip takes a migration stream");
+    }
+    let mut out = output(Some(&args.output))?;
+    let mut keep: Vec<&str> = Vec::new();
+    if !args.no_default_keep {
+        keep.extend(crate::strip::DEFAULT_KEEP);
+    }
+    keep.extend(args.keep.iter().map(String::as_str));
+    let keep = Filter::new(&keep)?;
+    let stripped = crate::strip::strip(input.stream(), desc.as_ref(), &keep, &mut out)
+        .with_context(|| format!("{name}"))?;
+    out.flush()?;
+    global.stderr.note(&format!(
+        "{} RAM pages written as zero pages, {} kept; {} -> {} bytes",
+        stripped.zeroed,
+        stripped.kept,
+        input.stream().len(),
+        stripped.bytes
+    ));
+    Ok(Outcome::Same)
+}
+
 fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
     let mut patterns: Vec<String> = Vec::new();
     if !args.no_default_ignores {
@@ -562,19 +765,26 @@ impl Compared {
 
     /// Hunks of the sections with counted differences, from the two normalized documents
     /// less what the comparison ignored, allowed or tolerated.
-    fn hunks(&self, context: usize) -> Vec<Hunk> {
+    fn hunks(&self, context: usize, full: bool) -> Vec<Hunk> {
         if self.cmp.counts.total() == 0 {
             return Vec::new();
         }
         let (old_quiet, new_quiet) = self.cmp.quiet_subjects();
         let filter = &self.config.filter;
+        let summarized = if full {
+            HashSet::new()
+        } else {
+            one_sided(&self.cmp)
+        };
         let old_view = View {
             filter,
             quiet: &old_quiet,
+            summarized: &summarized,
         };
         let new_view = View {
             filter,
             quiet: &new_quiet,
+            summarized: &summarized,
         };
         // Only the trees cross threads (the inputs hold non-shareable state).
         let (old_dump, new_dump) = (&self.old.dump, &self.new.dump);
@@ -583,7 +793,7 @@ impl Compared {
             || document(new_dump, new_view),
         );
         let sections: HashSet<&str> = self.cmp.counted().map(|c| c.device.as_str()).collect();
-        section_hunks(&old, &new, &self.cmp.devices, &sections, context)
+        unified_hunks(&old, &new, &sections, context)
     }
 
     fn outcome(&self, strict: bool) -> Outcome {
@@ -610,6 +820,16 @@ fn compared(args: &CompareArgs, hash: bool, global: &Global) -> Result<Compared>
         || load(new_path, desc.as_ref(), opts, &global.stderr),
     );
     let (mut old, mut new) = (old?, new?);
+    // Allow rules scoped to machine types apply to these dumps' types.
+    let machines: Vec<&str> = [&old.dump.machine, &new.dump.machine]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let config = Config {
+        allow: config.allow.map(|allow| allow.for_machines(&machines)),
+        ..config
+    };
     let cmp = compare(&old.dump, &new.dump, &config);
     if config.schema_only {
         // The hunks show what was compared.
@@ -637,7 +857,12 @@ fn diff(args: &DiffArgs, global: &Global) -> Result<Outcome> {
             if counts.total() > 0 || counts.tolerated > 0 || !notes.is_empty() {
                 report::write_preamble(&mut out, &notes, &cmp.cmp.counts, style)?;
             }
-            write_unified(&mut out, &cmp.labels(), &cmp.hunks(args.context), style)?;
+            write_unified(
+                &mut out,
+                &cmp.labels(),
+                &cmp.hunks(args.context, args.full),
+                style,
+            )?;
         }
         DiffFormat::Summary => report::write_summary(&mut out, &cmp.cmp, style)?,
         DiffFormat::Json => {
@@ -663,7 +888,7 @@ fn diff(args: &DiffArgs, global: &Global) -> Result<Outcome> {
 fn report(args: &ReportArgs, global: &Global) -> Result<Outcome> {
     let cmp = compared(&args.compare, true, global)?;
     let notes = cmp.notes();
-    let hunks = cmp.hunks(args.context);
+    let hunks = cmp.hunks(args.context, args.full);
     let report = Report {
         labels: cmp.labels(),
         old: &cmp.old.info,
@@ -676,7 +901,17 @@ fn report(args: &ReportArgs, global: &Global) -> Result<Outcome> {
     if args.html {
         write_html(&mut out, &report)?;
     } else {
-        write_markdown(&mut out, &report)?;
+        // Beside `-o report.md`, `report.full.diff`: for when the report must be trimmed.
+        let full_diff_path = args.output.as_ref().map(|o| o.with_extension("full.diff"));
+        let full_diff_name = full_diff_path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let md = markdown(&report, COMMENT_LIMIT, full_diff_name.as_deref());
+        out.write_all(md.report.as_bytes())?;
+        if let (Some(path), Some(text)) = (full_diff_path, md.full_diff) {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     out.flush()?;
     Ok(cmp.outcome(args.compare.strict))

@@ -8,6 +8,7 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::diff::{diff_dumps, Change, ChangeClass, Load};
+use crate::explain;
 use crate::filter::Filter;
 use crate::gate::AllowList;
 use crate::tree::Dump;
@@ -174,7 +175,9 @@ pub fn compare(old: &Dump, new: &Dump, config: &Config) -> Comparison {
         let (old, new) = schema_trees(old, new);
         schema_changes(diff_dumps(&old, &new))
     } else {
-        diff_dumps(old, new)
+        let mut changes = diff_dumps(old, new);
+        explain::annotate(old, new, &mut changes);
+        changes
     };
     let mut used = vec![false; config.allow.as_ref().map_or(0, |a| a.rules.len())];
     let mut findings = Vec::with_capacity(changes.len());

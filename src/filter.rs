@@ -26,6 +26,13 @@ pub const DEFAULT_IGNORES: &[&str] = &[
     // CMOS clock registers: seconds, minutes, hours, weekday, day, month, year (0x0-0x9,
     // alarms included as they sit between them) and century (0x32).
     "mc146818rtc (*)/cmos_data@0x0-0x9,0x32",
+    // hw/rtc/pl031.c (Arm virt): pre_save writes the offset of the guest RTC from the host
+    // clock; the subsection's copy is the same offset in whole seconds, so it flips by one
+    // when a second boundary falls between the two readings.
+    "pl031 (*)/tick_offset_vmstate",
+    "pl031 (*)/pl031/tick-offset/tick_offset",
+    // hw/rtc/goldfish_rtc.c (RISC-V virt): the same offset in nanoseconds.
+    "goldfish_rtc (*)/tick_offset",
 ];
 
 /// More patterns than this are refused: a glob set's memory grows with them (a million

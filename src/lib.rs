@@ -3,15 +3,16 @@
 //!
 //! The pipeline, one module per stage, data flowing one way:
 //!
-//! 1. input: file, pipe or compressed container → stream bytes ([`Input`]).
+//! 1. input (with qcow2): file, pipe, compressed container or qcow2 internal snapshot →
+//!    stream bytes ([`Input`]).
 //! 2. vmdesc: the JSON description QEMU appends after the stream → [`Schema`].
 //! 3. stream (with decode and ram): stream bytes + schema → [`Dump`] ([`decode`]).
 //! 4. diff: two dumps → typed [`Change`]s, each with its [`Wire`] impact.
 //! 5. compare: changes + ignores, allow rules, [`FailOn`] → a [`Comparison`], which every
-//!    output renders ([`compare`]); [`check`] replays QEMU's loader instead, for a
-//!    [`Verdict`].
-//! 6. render (with explain for what fields mean): a comparison and the two trees → unified
-//!    diff, summary, JSON, JUnit, Markdown, HTML ([`write_tree`], [`write_summary`]).
+//!    output renders ([`compare`]), each change with what it means (explain); [`check`]
+//!    replays QEMU's loader instead, for a [`Verdict`].
+//! 6. render (with explain for the `# ...` of a line): a comparison and the two trees →
+//!    unified diff, summary, JSON, JUnit, Markdown, HTML ([`write_tree`], [`write_summary`]).
 //!
 //! The library is what this page lists; the stages are private. Build it without the
 //! command line's dependencies (clap, indicatif, rayon, ...) with
@@ -57,6 +58,10 @@ use std::io::{self, Write};
 use std::path::Path;
 
 mod budget;
+// The commands that run QEMU (`capture`, `gate`): a QMP client, a capture, and the per
+// machine type verdicts of a gate.
+#[cfg(feature = "cli")]
+mod capture;
 mod check;
 #[cfg(feature = "cli")]
 #[doc(hidden)]
@@ -73,10 +78,18 @@ mod hex;
 mod input;
 #[cfg(feature = "cli")]
 mod inputs;
+#[cfg(feature = "cli")]
+mod matrix;
+mod qcow2;
+#[cfg(feature = "cli")]
+mod qemu_cmds;
+#[cfg(feature = "cli")]
+mod qmp;
 mod ram;
 mod reader;
 mod render;
 mod stream;
+mod strip;
 mod tree;
 mod vmdesc;
 mod vmstate_dump;
@@ -90,6 +103,7 @@ pub use filter::{Filter, PatternError, DEFAULT_IGNORES};
 pub use gate::{AllowError, AllowList, AllowRule};
 pub use input::{Budget, Container, Input};
 pub use stream::{decode, schema_of};
+pub use strip::{strip, StripError, Stripped, DEFAULT_KEEP};
 pub use tree::{ClassFile, Device, Dump, Node, RamBlock, Scalars, StreamInfo, Struct, Value};
 pub use vmdesc::Schema;
 

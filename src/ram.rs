@@ -51,9 +51,23 @@ struct BlockState {
     opaque: u64,
 }
 
+/// Where one page record's contents sit in the stream: `header` is the record's 8-byte
+/// header, `payload..end` what follows the block name (the page, or its XBZRLE or
+/// compressed form); `block` indexes the dump's RAM blocks. What [`crate::strip`] rewrites
+/// as a zero page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRecord {
+    pub header: u64,
+    pub payload: u64,
+    pub end: u64,
+    pub block: usize,
+}
+
 /// Accumulates the RAM section across its chunks.
 pub struct RamParser {
     opts: RamOptions,
+    /// Page records with contents, kept only when asked for (rewriting a stream).
+    page_records: Option<Vec<PageRecord>>,
     blocks: Vec<BlockState>,
     /// Index into `blocks` of the block the last record named (for CONTINUE).
     current: Option<usize>,
@@ -85,11 +99,33 @@ impl RamParser {
         }
         Ok(RamParser {
             opts,
+            page_records: None,
             blocks: Vec::new(),
             current: None,
             gap_budget: input_len,
             zero_digest: digest(&vec![0u8; page]),
         })
+    }
+
+    /// Keeps where each page record with contents sits, for [`RamParser::page_records`].
+    pub fn record_pages(&mut self) {
+        self.page_records.get_or_insert_with(Vec::new);
+    }
+
+    /// The page records kept since [`RamParser::record_pages`], in stream order.
+    pub fn page_records(&mut self) -> Vec<PageRecord> {
+        self.page_records.take().unwrap_or_default()
+    }
+
+    fn note_page(&mut self, block: usize, header: u64, payload: u64, end: u64) {
+        if let Some(records) = self.page_records.as_mut() {
+            records.push(PageRecord {
+                header,
+                payload,
+                end,
+                block,
+            });
+        }
     }
 
     /// Reads one chunk's records, up to and including its EOS. `tick(offset)` is called
@@ -129,21 +165,27 @@ impl RamParser {
                 }
                 FLAG_PAGE => {
                     let block = self.block_for(r, flags, at)?;
+                    let payload = r.offset();
                     let page = r.bytes(self.opts.page_size, "RAM page")?;
+                    self.note_page(block, at, payload, r.offset());
                     self.store(block, addr, digest(page), at)?;
                 }
                 FLAG_XBZRLE => {
                     let block = self.block_for(r, flags, at)?;
+                    let payload = r.offset();
                     r.u8("XBZRLE encoding flag")?;
                     let len = r.be16("XBZRLE length")?;
                     r.bytes(u64::from(len), "XBZRLE data")?;
+                    self.note_page(block, at, payload, r.offset());
                     // A delta against the previous page content, which we do not keep.
                     self.store(block, addr, OPAQUE, at)?;
                 }
                 FLAG_COMPRESS_PAGE => {
                     let block = self.block_for(r, flags, at)?;
+                    let payload = r.offset();
                     let len = r.be32("compressed page length")?;
                     r.bytes(u64::from(len), "compressed page")?;
+                    self.note_page(block, at, payload, r.offset());
                     self.store(block, addr, OPAQUE, at)?;
                 }
                 FLAG_MULTIFD_FLUSH => {}

@@ -16,7 +16,7 @@ use std::collections::HashMap;
 use crate::budget::Budget;
 use crate::decode::Decoder;
 use crate::error::{ErrorKind, ParseError, SectionRef};
-use crate::ram::{RamOptions, RamParser};
+use crate::ram::{PageRecord, RamOptions, RamParser};
 use crate::reader::Reader;
 use crate::tree::{Command, Device, Dump, Node, StreamInfo, Struct, Value, Warning};
 use crate::vmdesc::{self, DeviceDesc, Schema};
@@ -69,6 +69,23 @@ pub fn decode_with_progress(
     desc: Option<&Schema>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Dump, ParseError> {
+    walk(data, desc, progress, false).map(|(dump, _)| dump)
+}
+
+/// [`decode`], also returning where every RAM page with contents sits in `data`.
+pub fn decode_with_page_records(
+    data: &[u8],
+    desc: Option<&Schema>,
+) -> Result<(Dump, Vec<PageRecord>), ParseError> {
+    walk(data, desc, &mut |_| {}, true)
+}
+
+fn walk(
+    data: &[u8],
+    desc: Option<&Schema>,
+    progress: &mut dyn FnMut(u64),
+    record_pages: bool,
+) -> Result<(Dump, Vec<PageRecord>), ParseError> {
     let trailer = vmdesc::locate(data)?;
     let (stream_end, own) = match trailer {
         Some(t) => {
@@ -111,6 +128,7 @@ pub fn decode_with_progress(
         },
         footers_seen: None,
         ram: None,
+        record_pages,
         iterative: HashMap::new(),
         input_len: data.len() as u64,
         budget: Budget::nodes(data.len() as u64),
@@ -120,10 +138,12 @@ pub fn decode_with_progress(
         },
     };
     walker.walk()?;
-    if let Some(ram) = walker.ram.take() {
+    let mut page_records = Vec::new();
+    if let Some(mut ram) = walker.ram.take() {
+        page_records = ram.page_records();
         walker.dump.ram = ram.finish();
     }
-    Ok(walker.dump)
+    Ok((walker.dump, page_records))
 }
 
 struct Walker<'a, 's> {
@@ -134,6 +154,8 @@ struct Walker<'a, 's> {
     /// Footer mode, settled by the first section: Some(true) once a footer was seen.
     footers_seen: Option<bool>,
     ram: Option<RamParser>,
+    /// Keep the RAM parser's page records (for rewriting the stream).
+    record_pages: bool,
     /// Iterative sections by section id (only "ram" is decodable).
     iterative: HashMap<u32, SectionRef>,
     input_len: u64,
@@ -338,8 +360,11 @@ impl<'a, 's> Walker<'a, 's> {
                 mapped_ram: self.dump.capabilities.iter().any(|c| c == "mapped-ram"),
             };
             let at = self.r.offset();
-            let parser =
+            let mut parser =
                 RamParser::new(opts, self.input_len).map_err(|e| e.at(at).in_section(key))?;
+            if self.record_pages {
+                parser.record_pages();
+            }
             self.ram = Some(parser);
         }
         if let Some(ram) = self.ram.as_mut() {

@@ -394,7 +394,7 @@ mod budgets {
         );
         let ten_thousand: String = text
             .lines()
-            .take(10_000 - 6)
+            .take(10_000 - migdiff::DEFAULT_IGNORES.len())
             .map(|l| format!("{l}\n"))
             .collect();
         let out = run(&ten_thousand);
