@@ -326,16 +326,37 @@ mod tests {
         }
     }
 
+    /// `dump` with field `name` made `size` bytes wide.
+    fn widened(mut d: Dump, name: &str, size: u8) -> Dump {
+        fn widen(fields: &mut [Node], name: &str, size: u8) {
+            for node in fields {
+                match &mut node.value {
+                    Value::Struct(s) => widen(&mut s.fields, name, size),
+                    Value::Uint { value, .. } if node.name == name => {
+                        node.value = Value::Uint {
+                            value: *value,
+                            size,
+                        };
+                        node.len = u64::from(size);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        widen(&mut d.devices[0].body.fields, name, size);
+        d
+    }
+
     #[test]
     fn what_is_set_aside_never_hides_what_counts() {
         let config = Config {
             fail_on: FailOn::Breaking,
             ..Config::default()
         };
-        // Same version: a value change is tolerated, an added field breaks.
+        // Same version: a value change is tolerated, a field that got wider breaks.
         let cmp = compare(
-            &dump(1, &[("a", 1)]),
-            &dump(1, &[("a", 2), ("b", 0)]),
+            &dump(1, &[("a", 1), ("b", 0)]),
+            &widened(dump(1, &[("a", 2), ("b", 0)]), "b", 2),
             &config,
         );
         let kinds: Vec<_> = cmp
@@ -351,8 +372,8 @@ mod tests {
         assert!(old.contains("dev (0)/a") && new.contains("dev (0)/a"));
         assert!(!new.contains("dev (0)/b"));
         // A version that went up is tolerated forward, yet the device holds a field that
-        // breaks (inside a nested struct, loaded at the destination's own version): the
-        // device is not set aside.
+        // breaks (wider inside a nested struct, loaded at the destination's own version):
+        // the device is not set aside.
         let nest = |fields: &[(&str, u64)]| {
             let mut d = dump(1, fields);
             let inner = std::mem::take(&mut d.devices[0].body.fields);
@@ -371,8 +392,8 @@ mod tests {
             }];
             d
         };
-        let old = nest(&[("a", 1)]);
-        let mut new = nest(&[("a", 1), ("b", 0)]);
+        let old = nest(&[("a", 1), ("b", 0)]);
+        let mut new = widened(nest(&[("a", 1), ("b", 0)]), "b", 2);
         new.devices[0].version_id = 2;
         let cmp = compare(&old, &new, &config);
         let counted: Vec<_> = cmp.counted().map(Change::subject).collect();

@@ -1304,6 +1304,11 @@ fn diff_node(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>
                 // QEMU prints the local value first.
                 change.wire = Wire::new(Load::Breaks, Load::Breaks, format!("{n:x} != {o:x}"));
             }
+            if let (true, Value::Int { value: o, .. }, Value::Int { value: n, .. }) =
+                (&*old.type_name == "int32 le", &old.value, &new.value)
+            {
+                change.wire = int32_le_wire(*o, *n);
+            }
             if let (Value::Bytes(ob), Value::Bytes(nb)) = (o, n) {
                 change.ranges = byte_ranges(ob, nb);
             }
@@ -1311,6 +1316,24 @@ fn diff_node(old: &Node, new: &Node, path: &str, scope: Scope, ctx: &mut Ctx<'_>
         }
         _ => {}
     }
+}
+
+/// vmstate-types.c, get_int32_le: the value sent must lie in 0..=the destination's own
+/// (Arm's cpreg_vmstate_array_len: no more system registers than the destination has).
+fn int32_le_wire(old: i64, new: i64) -> Wire {
+    let load = |sent: i64, local: i64| {
+        if (0..=local).contains(&sent) {
+            (Load::Loads, None)
+        } else {
+            let why = format!("Invalid value {sent} expecting positive value <= {local}");
+            (Load::Breaks, Some(why))
+        }
+    };
+    let ((forward, f_why), (backward, b_why)) = (load(old, new), load(new, old));
+    let why = f_why
+        .or(b_why)
+        .unwrap_or_else(|| "a value the destination's bound admits".into());
+    Wire::new(forward, backward, why)
 }
 
 /// Arrays element by element, then their lengths.
@@ -1705,6 +1728,30 @@ mod tests {
             "{}",
             added.wire.why
         );
+    }
+
+    #[test]
+    fn an_int32_le_loads_only_up_to_the_destinations_own_value() {
+        let forward_refused = int32_le_wire(328, 274);
+        assert_eq!(
+            (forward_refused.forward, forward_refused.backward),
+            (Load::Breaks, Load::Loads)
+        );
+        assert_eq!(
+            forward_refused.why,
+            "Invalid value 328 expecting positive value <= 274"
+        );
+        let negative = int32_le_wire(-1, 5);
+        assert_eq!(
+            (negative.forward, negative.backward),
+            (Load::Breaks, Load::Breaks)
+        );
+        let smaller = int32_le_wire(3, 4);
+        assert_eq!(
+            (smaller.forward, smaller.backward),
+            (Load::Loads, Load::Breaks)
+        );
+        assert_eq!(int32_le_wire(4, 4).worst(), Load::Loads);
     }
 
     #[test]
