@@ -328,6 +328,17 @@ struct ExportArgs {
     /// Where to write the JSON (default, or `-`: standard output).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
+    /// Withhold every value: each field's value (registers, buffers, queues, blobs), the
+    /// UUID and the RAM page digests become keyed digests; names, types, sizes, offsets,
+    /// versions and the machine type stay. The key is fresh for each export unless
+    /// --redact-key gives one: exports made with the same key diff field by field
+    /// (equal or different, never the values).
+    #[arg(long)]
+    redact: bool,
+    /// With --redact: the key, from FILE (any text, kept to yourself), so that redacted
+    /// exports made with it compare with each other.
+    #[arg(long, value_name = "FILE", requires = "redact")]
+    redact_key: Option<PathBuf>,
     #[command(flatten)]
     json: JsonArgs,
     #[command(flatten)]
@@ -647,8 +658,22 @@ fn show(args: &ShowArgs, global: &Global) -> Result<Outcome> {
 
 fn export(args: &ExportArgs, global: &Global) -> Result<Outcome> {
     let loaded = load_single(&args.file, &args.common, global)?;
+    let mut export = export_of(loaded);
+    if args.redact {
+        let key = match &args.redact_key {
+            Some(path) => crate::input::read_text(path, "key file")
+                .with_context(|| format!("reading key file {}", path.display()))?
+                .into_bytes(),
+            None => {
+                let mut key = vec![0u8; 32];
+                getrandom::fill(&mut key).context("taking a random key")?;
+                key
+            }
+        };
+        crate::export::redact(&mut export, &key);
+    }
     let mut out = output(args.output.as_deref())?;
-    args.json.write(&mut out, &export_of(loaded))?;
+    args.json.write(&mut out, &export)?;
     out.flush()?;
     Ok(Outcome::Same)
 }

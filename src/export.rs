@@ -1,16 +1,17 @@
 //! The export format: one decoded dump as self-contained JSON, for bug-report attachments.
 //!
-//! Guest RAM is present only as per-page xxh3 digests (runs of them), never as contents,
-//! so an export can be shared without leaking guest memory; device state (registers, PCI
-//! config, virtio queues) is included in full. migdiff reads an export wherever it reads a
-//! dump, so a maintainer can diff a user's attachment against a local dump.
+//! Guest RAM is present only as per-page xxh3 digests (runs of them), never as contents;
+//! device state (CPU registers, device buffers, keyboard queues, virtio blobs, MAC
+//! addresses, the UUID) is included in full unless `redact`ed. migdiff reads an export
+//! wherever it reads a dump, so a maintainer can diff a user's attachment against a local
+//! dump, or two redacted exports made with the same key against each other.
 
 use serde::de::IgnoredAny;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::budget::Budget;
-use crate::tree::Dump;
+use crate::tree::{Dump, Node, Struct, Value, NOT_SENT, OPAQUE};
 
 /// Version of the export layout this migdiff writes; bumped only for changes old readers
 /// cannot skip. 2: integers as bare numbers, arrays of integers as lists (1 spelled each
@@ -27,6 +28,9 @@ pub struct Export {
     pub migdiff_export: u32,
     /// migdiff version that wrote it.
     pub migdiff: String,
+    /// Whether every value was replaced by a keyed digest (`migdiff export --redact`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
     pub source: Source,
     pub dump: Dump,
 }
@@ -48,6 +52,7 @@ impl Export {
         Export {
             migdiff_export: EXPORT_VERSION,
             migdiff: env!("CARGO_PKG_VERSION").to_string(),
+            redacted: false,
             source: Source {
                 path: path.to_string(),
                 size: stream.len() as u64,
@@ -57,6 +62,102 @@ impl Export {
             dump,
         }
     }
+}
+
+/// Withholds every value of the export's dump, keeping its structure: devices, field
+/// names, types, offsets and lengths, versions, subsections, array lengths, the machine
+/// type and capabilities, RAM block names, sizes and page counts stay. Each field's value
+/// (integer, boolean, buffer, text, array of integers) becomes the text `redacted:` and
+/// the first 8 bytes of SHA-256 over `key`, the field's path and its value, in hex; the
+/// UUID likewise; each RAM page digest is re-keyed the same way. With the same key, the
+/// same value at the same place gives the same text, so two redacted exports still diff
+/// field by field (equal or different, never how); without the key, no value can be
+/// guessed and checked, however few bits it has.
+pub fn redact(export: &mut Export, key: &[u8]) {
+    let keyed = |place: &str, value: &[u8]| -> [u8; 8] {
+        let mut h = Sha256::new();
+        for part in [key, place.as_bytes(), value] {
+            // Length-prefixed, so no two (key, place, value) spell the same input.
+            h.update((part.len() as u64).to_be_bytes());
+            h.update(part);
+        }
+        let digest = h.finalize();
+        let mut out = [0u8; 8];
+        out.copy_from_slice(digest.get(..8).unwrap_or(&[0; 8]));
+        out
+    };
+    let text = |place: &str, value: &[u8]| {
+        Value::Text(format!(
+            "redacted:{}",
+            crate::hex::encode(&keyed(place, value))
+        ))
+    };
+    let dump = &mut export.dump;
+    if let Some(uuid) = &dump.uuid {
+        dump.uuid = Some(format!(
+            "redacted:{}",
+            crate::hex::encode(&keyed("uuid", uuid.as_bytes()))
+        ));
+    }
+    for device in &mut dump.devices {
+        let place = format!("{} ({})", device.idstr, device.instance_id);
+        redact_struct(&mut device.body, &place, &text);
+    }
+    for block in &mut dump.ram {
+        for digest in &mut block.digests {
+            if *digest != NOT_SENT && *digest != OPAQUE {
+                let place = format!("ram/{}", block.name);
+                let rekeyed = u64::from_be_bytes(keyed(&place, &digest.to_be_bytes()));
+                // Off the two markers, so a page stays a page.
+                *digest = rekeyed.max(OPAQUE + 1);
+            }
+        }
+    }
+    export.redacted = true;
+}
+
+fn redact_struct(s: &mut Struct, place: &str, text: &impl Fn(&str, &[u8]) -> Value) {
+    for field in &mut s.fields {
+        redact_node(field, &format!("{place}/{}", field.name), text);
+    }
+    for sub in &mut s.subsections {
+        let place = format!("{place}/{}", sub.body.vmsd_name);
+        redact_struct(&mut sub.body, &place, text);
+    }
+}
+
+fn redact_node(node: &mut Node, place: &str, text: &impl Fn(&str, &[u8]) -> Value) {
+    if let Value::Scalars(scalars) = &node.value {
+        // Element by element, so that a diff still names the element that changed.
+        let elements = (0..scalars.len()).filter_map(|i| scalars.element(node, i));
+        node.value = Value::Array(elements.collect());
+    }
+    match &mut node.value {
+        Value::Struct(s) => redact_struct(s, place, text),
+        Value::Array(items) => {
+            for (i, item) in items.iter_mut().enumerate() {
+                redact_node(item, &format!("{place}[{i}]"), text);
+            }
+        }
+        value => {
+            if let Some(bytes) = leaf_bytes(value) {
+                *value = text(place, &bytes);
+            }
+        }
+    }
+}
+
+/// The bytes a leaf value is digested from; `None` for what is not a leaf.
+fn leaf_bytes(value: &Value) -> Option<Vec<u8>> {
+    Some(match value {
+        Value::Bool(b) => vec![u8::from(*b)],
+        Value::Uint { value, .. } => value.to_be_bytes().to_vec(),
+        Value::Int { value, .. } => value.to_be_bytes().to_vec(),
+        Value::Bytes(b) => b.clone(),
+        Value::Text(t) => t.as_bytes().to_vec(),
+        // A NULL pointer marker is structure (the element was not sent); the rest is walked.
+        Value::Null | Value::Struct(_) | Value::Array(_) | Value::Scalars(_) => return None,
+    })
 }
 
 pub fn sha256_hex(data: &[u8]) -> String {

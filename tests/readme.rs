@@ -1,7 +1,9 @@
 //! The README's examples are real: every `$ migdiff ...` command shown in a code block is
 //! run from the repository's root, and every output line shown under it must be a line of
-//! what the command prints (`...` inside a line stands for any text; `...` alone skips
-//! lines).
+//! what the command prints on stdout or stderr (`...` inside a line stands for any text;
+//! `...` alone skips lines). Every command of the usage summary is run at least once, and
+//! a `migdiff` command quoted in the text on a bundled dump must be one of the examples,
+//! so that no output is shown that is not checked.
 
 use std::path::Path;
 use std::process::Command;
@@ -38,11 +40,66 @@ fn examples(readme: &str) -> Vec<(String, Vec<String>)> {
     out
 }
 
+fn readme() -> String {
+    std::fs::read_to_string(Path::new(env!("CARGO_MANIFEST_DIR")).join("README.md")).unwrap()
+}
+
+/// The commands the usage summary lists: `show`, `export`, ..., and the diff itself
+/// (`None`).
+fn usage_commands(readme: &str) -> Vec<Option<String>> {
+    let usage = readme.split("## Usage").nth(1).unwrap();
+    let block = usage.split("```").nth(1).unwrap();
+    let commands: Vec<Option<String>> = block
+        .lines()
+        .filter_map(|l| l.strip_prefix("migdiff "))
+        .map(|rest| {
+            let word = rest.split_whitespace().next().unwrap_or_default();
+            let is_command = word.chars().all(|c| c.is_ascii_lowercase());
+            is_command.then(|| word.to_string())
+        })
+        .collect();
+    assert!(commands.len() >= 7, "{commands:?}");
+    commands
+}
+
+#[test]
+fn every_command_and_quoted_run_is_an_example() {
+    let readme = readme();
+    let examples = examples(&readme);
+    let commands: Vec<&str> = examples.iter().map(|(c, _)| c.as_str()).collect();
+    // Commands that run QEMU, which the tests do not have.
+    let needs_qemu = [Some("capture".to_string()), Some("gate".to_string())];
+    for command in usage_commands(&readme) {
+        if needs_qemu.contains(&command) {
+            continue;
+        }
+        let covered = commands.iter().any(|c| {
+            let first = c.split_whitespace().nth(1).unwrap_or_default();
+            match &command {
+                Some(name) => first == name,
+                None => first.starts_with('-') || first.starts_with("testdata/"),
+            }
+        });
+        assert!(
+            covered,
+            "no `$ migdiff` example of {command:?} in README.md"
+        );
+    }
+    // `migdiff ... testdata/...` quoted in the text: its output, if shown, is an example's.
+    for quoted in readme.split('`').skip(1).step_by(2) {
+        if quoted.starts_with("migdiff ") && quoted.contains("testdata/") {
+            assert!(
+                commands.contains(&quoted),
+                "`{quoted}` is quoted but not an example"
+            );
+        }
+    }
+}
+
 #[test]
 fn readme_examples_print_what_readme_says() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let readme = std::fs::read_to_string(root.join("README.md")).unwrap();
-    let examples = examples(&readme);
+    let examples = examples(&readme());
     assert!(examples.len() >= 3, "only {} examples", examples.len());
     for (cmd, shown) in examples {
         let args: Vec<&str> = cmd.split_whitespace().skip(1).collect();
@@ -51,7 +108,8 @@ fn readme_examples_print_what_readme_says() {
             .current_dir(root)
             .output()
             .unwrap();
-        let printed = String::from_utf8_lossy(&out.stdout);
+        let printed = [out.stdout, out.stderr].concat();
+        let printed = String::from_utf8_lossy(&printed);
         let printed: Vec<&str> = printed.lines().collect();
         for line in shown.iter().filter(|l| l.trim() != "..." && !l.is_empty()) {
             let found = printed.iter().any(|p| shows(line, p));
