@@ -1,61 +1,38 @@
 #!/usr/bin/env bash
-# ci-gate.sh: a migration-compatibility gate a QEMU packager can copy.
+# ci-gate.sh: a migration-compatibility gate a QEMU packager can copy; all the work is
+# `migdiff gate` (see README.md, "CI gate").
 #
-# For each machine type, compare a dump made by the OLD QEMU binary with one made by the NEW
-# binary, allowing only the differences listed in scripts/gate/MACHINE.allow. Fails (exit 1)
-# on any unexpected difference or stale allow rule; writes a JUnit report per machine.
+# Every versioned machine type both QEMU binaries offer is dumped by each (stopped guest,
+# -nodefaults -m 32, TCG, and its -dump-vmstate), the dumps are compared with the differences
+# the allow file expects, and each is replayed into the other QEMU's loader. Exit 1 on a
+# refusal, an unexpected difference or a stale allow rule; 2 when a dump could not be made or
+# read.
 #
-#   scripts/ci-gate.sh [MACHINE...]            default: pc-i440fx-7.2 pc-q35-7.2
+#   scripts/ci-gate.sh [MIGDIFF-GATE-OPTION...]     e.g. --machines 'pc-q35-*' --jobs 4
 #
 # Environment:
-#   OLD_QEMU, NEW_QEMU  binaries (default qemu-system-x86_64-7.2, qemu-system-x86_64)
-#   DUMP_DIR            where MACHINE-old.mig / MACHINE-new.mig live; a missing dump is made
-#                       with its QEMU (TCG, stopped guest, -m 32 -nodefaults) (default: gate-out)
-#   ALLOW_DIR           allow lists (default: scripts/gate beside this script)
+#   OLD_QEMU, NEW_QEMU  binaries (default qemu-system-x86_64-7.2, qemu-system-x86_64); set both
+#                       empty to gate the pairs of dumps DUMP_DIR already holds, without QEMU
+#   DUMP_DIR            dumps (TYPE-old.mig, TYPE-new.mig, TYPE-*.vmstate.json; reused when
+#                       present), junit.xml and report.md (default: gate-out)
+#   ALLOW               expected differences (default: scripts/gate/qemu-7.2-to-10.0.allow)
 #   MIGDIFF             the migdiff binary (default: target/release/migdiff, built if missing)
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 root=$(dirname "$here")
-OLD_QEMU=${OLD_QEMU:-qemu-system-x86_64-7.2}
-NEW_QEMU=${NEW_QEMU:-qemu-system-x86_64}
+OLD_QEMU=${OLD_QEMU-qemu-system-x86_64-7.2}
+NEW_QEMU=${NEW_QEMU-qemu-system-x86_64}
 DUMP_DIR=${DUMP_DIR:-gate-out}
-ALLOW_DIR=${ALLOW_DIR:-$here/gate}
+ALLOW=${ALLOW:-$here/gate/qemu-7.2-to-10.0.allow}
 MIGDIFF=${MIGDIFF:-$root/target/release/migdiff}
-[ $# -gt 0 ] || set -- pc-i440fx-7.2 pc-q35-7.2
 
 if [ ! -x "$MIGDIFF" ]; then
   (cd "$root" && cargo build --release --quiet)
 fi
-mkdir -p "$DUMP_DIR"
-
-# make_dump QEMU MACHINE OUT: a stopped guest's migration stream, through QMP.
-make_dump() {
-  local qemu=$1 machine=$2 out=$3 dir
-  dir=$(mktemp -d)
-  "$qemu" -M "$machine" -S -m 32 -nodefaults -display none -accel tcg \
-    -qmp "unix:$dir/qmp.sock,server=on,wait=off" &
-  local pid=$!
-  python3 "$here/qmp-migrate.py" "$dir/qmp.sock" "$(realpath -m "$out")"
-  wait "$pid" || true
-  rm -rf "$dir"
-}
-
-status=0
-for machine in "$@"; do
-  old=$DUMP_DIR/$machine-old.mig
-  new=$DUMP_DIR/$machine-new.mig
-  [ -e "$old" ] || make_dump "$OLD_QEMU" "$machine" "$old"
-  [ -e "$new" ] || make_dump "$NEW_QEMU" "$machine" "$new"
-  allow=$ALLOW_DIR/$machine.allow
-  [ -e "$allow" ] || { echo "ci-gate: no allow list $allow" >&2; status=2; continue; }
-  "$MIGDIFF" --allow "$allow" --strict --format junit "$old" "$new" > "$DUMP_DIR/$machine.junit.xml" || true
-  if "$MIGDIFF" --allow "$allow" --strict --color never "$old" "$new"; then
-    echo "ci-gate: $machine: OK"
-  else
-    rc=$?
-    echo "ci-gate: $machine: FAILED (migdiff exit $rc)"
-    [ "$rc" -gt "$status" ] && status=$rc
-  fi
-done
-exit "$status"
+qemus=()
+if [ -n "$OLD_QEMU$NEW_QEMU" ]; then
+  qemus=(--old "$OLD_QEMU" --new "$NEW_QEMU")
+fi
+exec "$MIGDIFF" gate "${qemus[@]}" --dumps "$DUMP_DIR" --allow "$ALLOW" --strict \
+  --junit "$DUMP_DIR/junit.xml" --report "$DUMP_DIR/report.md" "$@"

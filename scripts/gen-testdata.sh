@@ -16,6 +16,10 @@
 #   is touched, and testdata/README.md keeps every other file's entry word for word; the named files' entries
 #   are (re)written where a full run would put them. The --again pair (pc10-stopped.mig and
 #   pc10-stopped-again.mig) is always made together. Without NAME every file is made from scratch.
+# * aarch64-*/riscv64-* need qemu-system-aarch64 and qemu-system-riscv64 (and qemu-efi-aarch64 for the running
+#   aarch64 files). guest-* boot Linux from Debian packages (apt-get download, cpio, gzip; arm64 package lists
+#   are fetched into the scratch directory) and are stripped by this tree's migdiff (cargo build --release).
+#   Stripped dumps are committed as NAME.mig.zst and named NAME.mig on the command line.
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -45,7 +49,7 @@ fi
 if [ "${SKIP_INSTALL:-0}" != 1 ]; then
   bash "$here/install-qemu.sh"
 fi
-for b in "$QEMU10" "$QEMU72" "$QEMU_I386" gzip zstd python3 sha256sum; do
+for b in "$QEMU10" "$QEMU72" "$QEMU_I386" qemu-img gzip zstd python3 sha256sum; do
   command -v "$b" >/dev/null || { echo "gen-testdata: $b not found (run scripts/install-qemu.sh)" >&2; exit 1; }
 done
 
@@ -89,7 +93,7 @@ show() {
 
 # start_qemu BIN ARGS...: starts QEMU in $scratch, sets QPID, waits for the QMP socket.
 start_qemu() {
-  rm -f "$scratch/qmp.sock" "$scratch/qemu.log"
+  rm -f "$scratch/qmp.sock" "$scratch/qemu.log" "$scratch/serial.log"
   (cd "$scratch" && exec "$@" >"$scratch/qemu.log" 2>&1) &
   QPID=$!
   local _
@@ -132,15 +136,17 @@ record() {
   M_STDERR[$name]=$(sed 's/^/    /' "$scratch/qemu.log")
 }
 
-# mig NAME BIN [--delay S] [--mem MIB] [--cap C]... [--param K=V]... [--again NAME2] -- QEMU-ARGS...
-# Runs BIN COMMON QMP QEMU-ARGS, waits S seconds (default 0), migrates to NAME (and, with --again, tries a
-# second migration of the same process 3 s later into NAME2). --mem MIB replaces COMMON's -m 32.
+# mig NAME BIN [--delay S] [--ready MARKER] [--mem MIB] [--cap C]... [--param K=V]... [--again NAME2] -- QEMU-ARGS...
+# Runs BIN COMMON QMP QEMU-ARGS, waits S seconds (default 0) or until the guest printed MARKER on its serial
+# console (serial.log, see wait_serial), migrates to NAME (and, with --again, tries a second migration of the
+# same process 3 s later into NAME2). --mem MIB replaces COMMON's -m 32.
 mig() {
   local name=$1 bin=$2; shift 2
-  local delay=0 mem=32 again='' qmpopts=() cap_list=() param_list=()
+  local delay=0 ready='' mem=32 again='' qmpopts=() cap_list=() param_list=()
   while [ "$1" != -- ]; do
     case $1 in
       --delay) delay=$2; shift 2 ;;
+      --ready) ready=$2; shift 2 ;;
       --mem) mem=$2; shift 2 ;;
       --cap) qmpopts+=(--cap "$2"); cap_list+=("$2"); shift 2 ;;
       --param) qmpopts+=(--param "$2"); param_list+=("$2"); shift 2 ;;
@@ -167,6 +173,7 @@ mig() {
   echo "== $name: $(show "${cmd[@]}")"
   start_qemu "${cmd[@]}"
   [ "$delay" = 0 ] || sleep "$delay"
+  [ -z "$ready" ] || wait_serial "$ready"
   local rc=0
   if [ -n "$again" ]; then
     (cd "$scratch" && python3 "$here/qmp-migrate.py" qmp.sock "$name" "${qmpopts[@]}" \
@@ -205,6 +212,202 @@ mig() {
       M_NOTE[$again]="A second migration of the process that wrote $name was tried first and refused by QEMU: \`$why\` (after a completed migration the VM is in runstate \`postmigrate\`, and \`migrate\` refuses that state). So this file comes from a fresh process with the same command line. Expect time-derived differences only (RTC, timers, TSC, HPET)."
     fi
   fi
+}
+
+# ------------------------------------------------------------------------------------ aarch64 and riscv64
+QEMU_A64=qemu-system-aarch64
+QEMU_RV64=qemu-system-riscv64
+# other_targets: Arm and RISC-V `virt` machines, stopped and after a few seconds of firmware.
+other_targets() {
+  if [ "$DRY" = 0 ]; then
+    for b in "$QEMU_A64" "$QEMU_RV64"; do
+      command -v "$b" >/dev/null || { echo "gen-testdata: $b not found (apt-get install qemu-system-arm qemu-system-misc)" >&2; return 1; }
+    done
+  fi
+  # -seed: QEMU writes random rng-seed/kaslr-seed properties into the device tree, which lies in guest RAM;
+  # a fixed seed keeps that RAM page the same across processes, so the --again pairs differ in device state only.
+  local seed_note="\`-seed 1\` fixes the random seeds QEMU writes into the device tree in guest RAM (without it two processes differ in that RAM page)."
+  mig aarch64-max-stopped.mig "$QEMU_A64" --mem 128 --again aarch64-max-stopped-again.mig -- -M virt -cpu max -seed 1 -S
+  mig aarch64-a57-stopped.mig "$QEMU_A64" --mem 128 -- -M virt -cpu cortex-a57 -seed 1 -S
+  mig riscv64-stopped.mig "$QEMU_RV64" --mem 128 --again riscv64-stopped-again.mig -- -M virt -seed 1 -S
+  mig riscv64-running.mig "$QEMU_RV64" --mem 128 --delay 3 -- -M virt -seed 1
+  local f
+  for f in aarch64-max-stopped.mig aarch64-max-stopped-again.mig aarch64-a57-stopped.mig; do
+    M_NOTE[$f]="No firmware (\`-bios\`): the guest never runs, and the 2 MB UEFI image in flash would be most of the file. $seed_note"
+  done
+  for f in riscv64-stopped.mig riscv64-stopped-again.mig; do M_NOTE[$f]=$seed_note; done
+  M_HOW[riscv64-running.mig]="QMP \`migrate {\"uri\": \"exec:cat > riscv64-running.mig\"}\`, sent 3 s after QEMU started (guest running QEMU's default OpenSBI firmware, no kernel)"
+  M_NOTE[riscv64-running.mig]=$seed_note
+  # UEFI (qemu-efi-aarch64) for a few seconds: its RAM and the 64 MiB flash are stripped, the device state stays.
+  local cpu
+  for cpu in max cortex-a57; do
+    f=aarch64-${cpu#cortex-}-running.mig
+    mig "$f" "$QEMU_A64" --mem 128 --delay 5 -- -M virt -cpu "$cpu" -bios /usr/share/qemu-efi-aarch64/QEMU_EFI.fd
+    [ "$DRY" = 0 ] && want "$f" || continue
+    M_HOW[$f]="QMP \`migrate {\"uri\": \"exec:cat > $f\"}\`, sent 5 s after QEMU started (guest running UEFI, no boot device)"
+    strip_dump "$f"
+  done
+}
+
+# ------------------------------------------------------------------------------------- booted Linux guests
+# A Linux guest made from Debian packages only: the kernel package's vmlinuz and virtio modules, and
+# busybox-static as init (scripts/guest/init), in an initramfs built here. The packages are fetched with
+# `apt-get download` and unpacked with `dpkg -x` into the scratch directory (nothing is installed); for another
+# architecture apt reads that architecture's package lists into the scratch directory too. The guest gets an
+# address by DHCP over virtio-net (-netdev user), reads its virtio-blk disk, hashes data in a loop and prints
+# READY on its serial console, which mig --ready waits for. Each dump is then rewritten by `migdiff strip`
+# (every RAM page a zero page, device state byte for byte) and compressed with zstd once the oracle has read
+# it: NAME.mig is committed as NAME.mig.zst (and is made by `scripts/gen-testdata.sh NAME.mig`).
+MIGDIFF=$root/target/release/migdiff  # built by strip_dump, once a run
+GUEST_MODULES=(virtio_pci virtio_net virtio_blk)
+GUEST_READY=READY
+declare -A GUEST_PKGS=()
+declare -a ZSTD_AFTER_ORACLE=()
+
+# wait_serial MARKER: waits (15 min at most: TCG boots are slow on a loaded host) for a line MARKER in serial.log.
+wait_serial() {
+  local _
+  for _ in $(seq 900); do
+    grep -qE "^$1"$'\r?$' "$scratch/serial.log" 2>/dev/null && return 0  # the console ends lines with CR LF
+    kill -0 "$QPID" 2>/dev/null || { echo "gen-testdata: QEMU exited before the guest printed $1" >&2; return 1; }
+    sleep 1
+  done
+  echo "gen-testdata: no $1 on the serial console after 15 min; its tail:" >&2
+  tail -20 "$scratch/serial.log" >&2
+  return 1
+}
+
+# build_initramfs ROOT OUT MODULE...: a gzip'd newc cpio of busybox (ROOT/bin/busybox), the init script and
+# the kernel modules of ROOT/lib/modules/* named, each after the modules it depends on. depmod's modules.dep is
+# not in the package, so dependencies come from each .ko's own "depends=" modinfo string.
+build_initramfs() {
+  local kroot=$1 out=$2; shift 2
+  local mods ir=$scratch/initramfs order=() seen=' ' m
+  mods=$(echo "$kroot"/lib/modules/*/kernel)
+  rm -rf "$ir"
+  mkdir -p "$ir"/{bin,dev,proc,sys,tmp,etc,lib/modules}
+  cp "$kroot/bin/busybox" "$ir/bin/busybox"
+  cp "$here/guest/init" "$ir/init"
+  cp "$here/guest/udhcpc.script" "$ir/etc/udhcpc.script"
+  add_module() {
+    local name=$1 ko dep
+    [[ $seen == *" $name "* ]] && return 0
+    seen+="$name "
+    ko=$(find "$mods" \( -name "$name.ko" -o -name "${name//_/-}.ko" \) | head -1)
+    [ -n "$ko" ] || { echo "gen-testdata: no module $name in $mods" >&2; return 1; }
+    for dep in $(tr '\0' '\n' <"$ko" | sed -n 's/^depends=//p' | tr ',' ' '); do add_module "$dep"; done
+    cp "$ko" "$ir/lib/modules/"
+    order+=("${ko##*/}")
+  }
+  for m in "$@"; do add_module "$m"; done
+  printf '%s\n' "${order[@]}" >"$ir/modules"
+  (cd "$ir" && find . | LC_ALL=C sort | cpio -o -H newc --quiet -R 0:0) | gzip -9 -n >"$out"
+}
+
+# guest_files ARCH (dpkg name: amd64, arm64): ARCH/vmlinuz and ARCH/initrd.gz in the scratch directory (once a
+# run), from the newest kernel the metapackage depends on, and the guest's 1 MiB raw disk disk.img.
+guest_files() {
+  local arch=$1 dir=$scratch/$1 apt=() meta kpkg deb
+  [ ! -f "$dir/initrd.gz" ] || return 0
+  mkdir -p "$dir/debs" "$dir/root"
+  if [ "$arch" != "$(dpkg --print-architecture)" ]; then
+    mkdir -p "$scratch/apt-$arch/lists/partial" "$scratch/apt-$arch/cache/archives/partial"
+    apt=(-o "Dir::State::Lists=$scratch/apt-$arch/lists" -o "Dir::Cache=$scratch/apt-$arch/cache"
+         -o "APT::Architecture=$arch" -o "APT::Architectures=$arch")
+    apt-get "${apt[@]}" -qq update
+  fi
+  case $arch in amd64) meta=linux-image-cloud-amd64 ;; *) meta=linux-image-$arch ;; esac
+  kpkg=$(apt-cache "${apt[@]}" depends "$meta" | sed -n 's/^ *Depends: \(linux-image-[^ <]*\)$/\1/p' | head -1)
+  (cd "$dir/debs" && apt-get "${apt[@]}" -qq download "$kpkg" busybox-static)
+  for deb in "$dir"/debs/*.deb; do dpkg -x "$deb" "$dir/root"; done
+  GUEST_PKGS[$arch]=$(cd "$dir/debs" && for deb in *.deb; do echo "$(dpkg-deb -f "$deb" Package) $(dpkg-deb -f "$deb" Version)"; done | paste -sd',' | sed 's/,/, /g')
+  cp "$dir"/root/boot/vmlinuz-* "$dir/vmlinuz"
+  build_initramfs "$dir/root" "$dir/initrd.gz" "${GUEST_MODULES[@]}"
+  if [ ! -f "$scratch/disk.img" ]; then
+    seq 1 140000 >"$scratch/disk.img"
+    truncate -s 1M "$scratch/disk.img"
+  fi
+}
+
+# gmig NAME BIN ARCH [--stopped] -- QEMU-ARGS...: mig NAME with the guest's kernel, initramfs, disk and NIC
+# (paths relative to the scratch directory, where QEMU runs); waits for READY unless --stopped (then
+# QEMU-ARGS hold -S and the dump is of the same VM before the firmware ran). Then strips the dump and queues
+# it for zstd.
+gmig() {
+  local name=$1 bin=$2 arch=$3 stopped=0 console mem
+  shift 3
+  [ "$1" != --stopped ] || { stopped=1; shift; }
+  shift
+  # Debian's generic arm64 kernel is about twice the size of the amd64 cloud one.
+  case $arch in amd64) console=ttyS0 mem=128 ;; *) console=ttyAMA0 mem=256 ;; esac
+  local guest=(-kernel "$arch/vmlinuz" -initrd "$arch/initrd.gz" -append "console=$console panic=-1"
+    -serial file:serial.log -netdev user,id=n0 -device virtio-net-pci,netdev=n0
+    -drive file=disk.img,format=raw,if=none,id=d0 -device virtio-blk-pci,drive=d0)
+  local wait=(--ready "$GUEST_READY")
+  [ "$stopped" = 0 ] || wait=()
+  if [ "$DRY" = 0 ] && want "$name"; then guest_files "$arch"; fi
+  mig "$name" "$bin" --mem "$mem" "${wait[@]}" -- "$@" "${guest[@]}"
+  [ "$DRY" = 0 ] && want "$name" || return 0
+  if [ "$stopped" = 1 ]; then
+    M_HOW[$name]="QMP \`migrate {\"uri\": \"exec:cat > $name\"}\` of the VM stopped at reset (\`-S\`: firmware, kernel and drivers never ran)"
+  else
+    M_HOW[$name]="QMP \`migrate {\"uri\": \"exec:cat > $name\"}\` once the guest printed \`$GUEST_READY\` on its serial console (scripts/guest/init: virtio modules loaded, DHCP lease over virtio-net, virtio-blk disk read, sha256sum loop running)"
+  fi
+  M_NOTE[$name]="Guest: ${GUEST_PKGS[$arch]} (Debian, unpacked with dpkg -x), initramfs of busybox, scripts/guest/init and the modules $(zcat "$scratch/$arch/initrd.gz" | cpio -i --quiet --to-stdout modules | paste -sd' '); disk.img is \`seq 1 140000\` padded with zeros to 1 MiB."
+  strip_dump "$name"
+}
+
+# strip_dump NAME: rewrites testdata/NAME with `migdiff strip` and queues it for zstd after the oracle.
+strip_dump() {
+  local name=$1 size
+  size=$(stat -c %s "$td/$name")
+  if [ -z "${migdiff_built:-}" ]; then (cd "$root" && cargo build --release --quiet); migdiff_built=1; fi
+  "$MIGDIFF" strip "$td/$name" -o "$scratch/stripped.mig"
+  mv "$scratch/stripped.mig" "$td/$name"
+  ZSTD_AFTER_ORACLE+=("$name")
+  M_HOW[$name]="${M_HOW[$name]}; then \`migdiff strip\` (every RAM page a zero page, device state byte for byte; $size bytes before) and \`zstd -19\`"
+}
+
+# booted_guests: x86 q35 guests on QEMU 10 and 7.2, and aarch64 virt guests.
+booted_guests() {
+  gmig guest-q35-10-max.mig "$QEMU10" amd64 -- -M pc-q35-10.0 -cpu max
+  gmig guest-q35-10-max-stopped.mig "$QEMU10" amd64 --stopped -- -M pc-q35-10.0 -cpu max -S
+  gmig guest-q35-10-qemu64.mig "$QEMU10" amd64 -- -M pc-q35-10.0 -cpu qemu64
+  gmig guest-q35-72-qemu72.mig "$QEMU72" amd64 -- -M pc-q35-7.2
+  gmig guest-q35-72-qemu10.mig "$QEMU10" amd64 -- -M pc-q35-7.2
+  gmig guest-aarch64-a57.mig "$QEMU_A64" arm64 -- -M virt -cpu cortex-a57
+  gmig guest-aarch64-max.mig "$QEMU_A64" arm64 -- -M virt -cpu max
+}
+
+# ---------------------------------------------------------------------------------------------- qcow2
+# qcow2_snapshots: internal snapshots (HMP savevm) in a qcow2 image attached to a stopped VM: savevm a, then the
+# same VM's migration stream (pc10-savevm-a.mig, for comparison with snapshot a), then 1 s of running SeaBIOS
+# and savevm b. The image is kept zstd-compressed (1.7 MB raw).
+qcow2_snapshots() {
+  local img=pc10-savevm.qcow2 mig=pc10-savevm-a.mig
+  if [ "$DRY" = 1 ]; then ORDER+=("$img.zst" "$mig"); return 0; fi
+  want "$img.zst" || want "$mig" || return 0
+  rm -f "$td/$img.zst" "$td/$mig" "$td/oracle/${mig%.mig}.state.json"
+  local mk=(qemu-img create -f qcow2 "$img" 16M)
+  local cmd=("$QEMU10" "${COMMON[@]}" "${QMP_ARGS[@]}" -M pc-i440fx-10.0 -S -drive "file=$img,format=qcow2,if=ide")
+  local hmp=("savevm a" "migrate $mig" cont "sleep 1" stop "savevm b")
+  echo "== $img: $(show "${mk[@]}"); $(show "${cmd[@]}")"
+  (cd "$scratch" && rm -f "$img" && "${mk[@]}" >/dev/null)
+  start_qemu "${cmd[@]}"
+  (cd "$scratch" && python3 "$here/qmp-hmp.py" qmp.sock "${hmp[@]}")
+  wait_qemu
+  zstd -19 -q -c "$scratch/$img" >"$td/$img.zst"
+  mv "$scratch/$mig" "$td/$mig"
+  caps_txt="(none)"; params_txt="(none)"
+  local steps
+  steps=$(printf '`%s`, ' "${hmp[@]}")
+  record "$img.zst" "$QEMU10" "$(show "${mk[@]}"); $(show "${cmd[@]}")"
+  M_MACH[$img.zst]=pc-i440fx-10.0
+  M_HOW[$img.zst]="scripts/qmp-hmp.py runs, in order: ${steps%, } (HMP through QMP human-monitor-command; migrate as for the .mig files), then quit; the image is then compressed with $(zstd --version | head -1 | tr -d '*' | sed 's/^ *//; s/ *$//') (\`zstd -19\`)"
+  M_ORACLE[$img.zst]="n/a (a disk image; the VM state of its snapshot a is byte-identical to $mig)"
+  M_NOTE[$img.zst]="Internal snapshots a (id 1, the guest never ran) and b (id 2, after 1 s of SeaBIOS); QEMU puts their VM state at guest offset 0x20000000 (16 MiB disk rounded up to one L1 entry: 64 KiB clusters, 8192 L2 entries)."
+  record "$mig" "$QEMU10" "$(show "${cmd[@]}")"
+  M_HOW[$mig]="QMP \`migrate {\"uri\": \"exec:cat > $mig\"}\` right after HMP \`savevm a\` of the VM that wrote $img.zst (see there)"
 }
 
 # ---------------------------------------------------------------------------------------------- fixtures
@@ -267,6 +470,8 @@ fi
 mig pc10-m64.mig "$QEMU10" --mem 64 -- -M pc-i440fx-10.0 -S
 M_NOTE[pc10-m64.mig]="pc10-stopped.mig's configuration with \`-m 64\` instead of \`-m 32\` (\`pc.ram\` is 0x4000000 bytes)."
 
+qcow2_snapshots
+
 # Compressed copies of pc10-stopped.mig, and -dump-vmstate files: no migration of their own.
 caps_txt="n/a"; params_txt="n/a"
 : >"$scratch/qemu.log"
@@ -309,6 +514,9 @@ for spec in pc-i440fx-7.2:pc72 pc-q35-7.2:q35-72; do
     M_ORACLE[$vout]="n/a (not a migration stream)"
   done
 done
+
+other_targets
+booted_guests
 stream_steps   # the stream-format fixtures (section "stream formats" below)
 }
 
@@ -548,6 +756,18 @@ else
   done
 fi
 
+# Booted guests' dumps (gmig) are compressed once the oracle has read them; their entries follow the file.
+for f in "${ZSTD_AFTER_ORACLE[@]}"; do
+  zstd -19 -q -f --rm "$td/$f"
+  for i in "${!FILES[@]}"; do [ "${FILES[$i]}" != "$f" ] || FILES[i]=$f.zst; done
+  for map in M_VER M_CMD M_CAPS M_PARAMS M_HOW M_NOTE M_ORACLE M_STDERR M_MACH; do
+    declare -n entry=$map
+    [ -z "${entry[$f]+set}" ] || entry[$f.zst]=${entry[$f]}
+    unset "entry[$f]"
+    unset -n entry
+  done
+done
+
 # ---------------------------------------------------------------------------------------------- README
 # Machine type as written in the stream's configuration section (0x07, be32 len, name).
 stream_machine() {
@@ -593,12 +813,16 @@ Each `.mig` is a precopy stream written by QMP `migrate {"uri": "exec:cat > NAME
 `scripts/qmp-migrate.py`, which polls `query-migrate` until `completed` and then sends `quit`). QEMU runs under TCG in a
 scratch directory holding the QMP socket `qmp.sock`; the command lines below are exact. RTC, timer and TSC state
 comes from the host clock, so regenerated files differ from these in those fields (and so in sha256), not in
-layout. `-S` means the guest never ran (runstate `prelaunch`); the others ran SeaBIOS with no boot device.
+layout. `-S` means the guest never ran (runstate `prelaunch`); the other x86 `pc10-*`/`q35-*` files ran SeaBIOS with
+no boot device. `guest-*` files booted Linux (kernel and busybox from Debian packages, init `scripts/guest/init`) and
+are committed stripped (`migdiff strip`: RAM pages zeroed, device state intact) and zstd-compressed; `aarch64-*` and
+`riscv64-*` files are Arm and RISC-V `virt` machines. Each entry's "how" and "note" say what ran.
 
 **Oracle.** `oracle/NAME.state.json` is the output of QEMU's own `scripts/analyze-migration.py -f NAME.mig -d state`
 (keys are `"<idstr> (<section_id>)"`, values as that script formats them). The oracle cannot read:
 `pc10-suppress-vmdesc.mig` (no vmdesc JSON: the script needs it and dies with `OSError: [Errno 22]`), and the
-`.gz`/`.zst` copies (raw streams only). Any other failure is listed in the table below and in the file's section.
+`.gz`/`.zst` copies of `pc10-stopped.mig` (raw streams only; the other `.mig.zst` files were read before
+compression). Any other failure is listed in the table below and in the file's section.
 EOF
   if [ -n "$oracle_sha" ]; then
     echo
@@ -682,7 +906,7 @@ if old:
         if name not in secs:
             sys.exit(f"gen-testdata: the old README.md has a row but no section for {name}")
 def rank(name):
-    for n in (name, name[:-3] if name.endswith(".gz") else name):
+    for n in (name, re.sub(r"\.(gz|zst)$", "", name)):
         if n in order:
             return order.index(n)
     print(f"gen-testdata: README.md entry {name} has no recipe any more: kept at the end", file=sys.stderr)

@@ -16,11 +16,13 @@ use crate::diff::{
     unknown_ramblock_message, unknown_section_message, unsupported_version_message, Change,
     ChangeKind, Load,
 };
+use crate::explain;
 use crate::tree::{Device, Dump, Node, Struct, Value};
 use crate::vmstate_dump::FieldDesc;
 
 /// What is known of the destination.
 #[derive(Debug, Clone, Copy, Default)]
+#[non_exhaustive]
 pub struct Destination<'a> {
     /// A dump made by the destination: exact sections and RAM blocks, but only the
     /// subsections its state happened to send, and no minimum versions.
@@ -33,6 +35,7 @@ pub struct Destination<'a> {
 /// The answer.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Answer {
     Loads,
     Refused,
@@ -42,6 +45,7 @@ pub enum Answer {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
+#[non_exhaustive]
 pub enum Severity {
     /// The destination refuses the stream.
     Refused,
@@ -50,6 +54,7 @@ pub enum Severity {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Reason {
     pub severity: Severity,
     /// `idstr (instance)`, `ram/BLOCK` or `configuration`.
@@ -62,6 +67,7 @@ pub struct Reason {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Verdict {
     pub answer: Answer,
     /// Kept for readers of the first JSON layout: `answer == "loads"`.
@@ -341,6 +347,11 @@ fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump, class: Optio
                 None,
             ),
         }
+        return;
+    }
+    if let Some((path, message)) = explain::bad_config_data(device, local) {
+        // vmstate_pci_device's config is the first thing a PCI device's section loads.
+        c.refuse(&subject, message, Some(path));
         return;
     }
     let mut changes = Vec::new();

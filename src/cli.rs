@@ -1,31 +1,39 @@
 //! Command-line arguments (clap), turned into each command's configuration, and the
 //! renderer each output format picks. No clap type leaves this file; inputs are loaded in
-//! `inputs.rs`, compared and checked in the library.
-
-use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
-
-use anyhow::{Context, Result};
-use clap::{Args, Parser, Subcommand, ValueEnum};
-use indicatif::MultiProgress;
+//! `inputs.rs`, compared and checked by the library. Built with the `cli` feature only.
+//!
+//! A subcommand is a variant of `Command`, its `Args` struct and one function taking them
+//! and the `Global` options; `run` dispatches.
 
 use std::collections::HashSet;
+use std::io::{self, BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use crate::inputs::{export_of, load, load_desc, output, LoadOptions, Loaded, VMSTATE_CONTAINER};
+use anyhow::{Context, Result};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
-use migdiff::check::{Answer, Destination, Severity};
-use migdiff::compare::{compare, schema_trees, Comparison, Config, FailOn};
-use migdiff::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
-use migdiff::gate::AllowList;
-use migdiff::render::attachment::{write_html, write_markdown, Report};
-use migdiff::render::document::{document, write_document, View};
-use migdiff::render::junit::write_junit;
-use migdiff::render::report::{self, DiffDocument};
-use migdiff::render::unified::{section_hunks, write_unified, Hunk, Labels};
-use migdiff::render::Style;
+use crate::inputs::{
+    export_of, load, load_desc, output, LoadOptions, Loaded, Stderr, VMSTATE_CONTAINER,
+};
+
+use crate::check::{Answer, Destination, Severity};
+use crate::compare::{compare, schema_trees, Comparison, Config, FailOn};
+use crate::export::{is_json, write_json};
+use crate::filter::{parse_pattern_file, Filter, DEFAULT_IGNORES};
+use crate::gate::AllowList;
+use crate::input::Input;
+use crate::qemu_cmds::{CaptureConfig, CaptureSource, GateConfig};
+use crate::render::attachment::{markdown, write_html, Report, COMMENT_LIMIT};
+use crate::render::document::{document, one_sided, write_document, View};
+use crate::render::junit::write_junit;
+use crate::render::report::{self, DiffDocument};
+use crate::render::unified::{unified_hunks, write_unified, Hunk, Labels};
+use crate::render::Style;
 
 /// What the process reports, as diff(1) does.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[doc(hidden)]
 pub enum Outcome {
     Same = 0,
     Different = 1,
@@ -63,9 +71,13 @@ Examples:
   exit 0 loads, 1 refused, 3 not decided)
     migdiff check src.mig --against dst.mig --against dst-vmstate.json
 
-  Attach to a bug report (no guest memory in either file):
+  Attach to a bug report (no RAM contents; device state, registers included, in full;
+  see `migdiff export --help`):
     migdiff export guest.mig -o guest-state.json
     migdiff report old.mig new.mig --html -o report.html
+
+  Only the exit status, as `cmp -s` (errors are still printed):
+    migdiff --quiet old.mig new.mig && echo same
 
 Exit status: 0 no differences, 1 differences, 2 trouble (unreadable or corrupt input);
 `check`: 0 loads, 1 refused, 3 not decided, 2 trouble.";
@@ -92,6 +104,24 @@ struct Cli {
     command: Option<Command>,
     #[command(flatten)]
     diff: DiffArgs,
+    #[command(flatten)]
+    global: GlobalArgs,
+}
+
+/// Options every command takes.
+#[derive(Args, Debug)]
+struct GlobalArgs {
+    /// Say nothing on stderr but errors: no notes, warnings or progress. The diff and
+    /// `check` also print nothing on stdout and answer by exit status alone (as `cmp -s`);
+    /// commands whose output is the point (show, export, report) still write it.
+    #[arg(short, long, global = true)]
+    quiet: bool,
+}
+
+/// What every command is run with besides its own arguments.
+struct Global {
+    quiet: bool,
+    stderr: Stderr,
 }
 
 #[derive(Subcommand, Debug)]
@@ -103,8 +133,15 @@ enum Command {
     Show(ShowArgs),
     /// Write one dump's decoded state as JSON, for a bug report.
     ///
-    /// Device state is included in full; guest RAM only as per-page digests, never its
-    /// contents. migdiff accepts an export wherever it accepts a dump.
+    /// What an export holds: every device's state in full, as it travelled, which includes
+    /// CPU registers (general-purpose, control, segment, FPU/SSE/AVX, MSRs such as the
+    /// TSC and the kernel's GS base), device buffers and FIFOs, keyboard and mouse queues
+    /// (recent keystrokes), serial and USB buffers, virtio blobs (queue addresses and
+    /// indices, the network card's MAC address), PCI config space, the VM's UUID and the
+    /// machine type; the stream's size and sha256 and the input's path. Guest RAM is
+    /// present only as a 64-bit digest per page, never a byte of its contents. With
+    /// --redact, every value is withheld (see there). migdiff accepts an export wherever
+    /// it accepts a dump.
     Export(ExportArgs),
     /// Write a self-contained comparison report (Markdown, or HTML with --html).
     ///
@@ -121,6 +158,138 @@ enum Command {
     /// Exit 0: it would load; 1: it would be refused; 3: not decided (nothing refuses it,
     /// but something the descriptions cannot show could; the reasons say what); 2: trouble.
     Check(CheckArgs),
+    /// Write the same stream with every RAM page sent as a zero page: no guest memory.
+    ///
+    /// The header, configuration, device sections, commands and vmdesc are copied byte for
+    /// byte, so QEMU still loads the result (`-incoming "exec:cat OUT"`) and reports the
+    /// same load errors, and migdiff and analyze-migration.py decode the same device state.
+    /// Only RAM contents are gone (RAM block names and sizes stay). Device state can hold
+    /// secrets of its own (registers, buffers): see `export`. Writes a plain stream, also for
+    /// a compressed input or a libvirt save image.
+    Strip(StripArgs),
+    /// Make a dump: migrate a QEMU's state into a file over QMP and wait for it to complete.
+    ///
+    /// Either starts QEMU (`-- QEMU ARGS...`) with a private QMP socket, stopped (`-S`)
+    /// unless --run, and quits it afterwards; or attaches to a running VM's QMP socket
+    /// (--qmp) and resumes the guest afterwards, since a completed migration leaves it
+    /// paused. OUT.json records QEMU's version, the command line and the run state.
+    Capture(CaptureArgs),
+    /// Gate a QEMU update: every machine type two QEMU binaries share, loaded both ways.
+    ///
+    /// Every versioned machine type both binaries offer is dumped by each (stopped,
+    /// `-nodefaults -m 32 -accel tcg`) with its `-dump-vmstate`, compared, and replayed into
+    /// the other's loader both ways.
+    ///
+    /// Prints a matrix (machine type x forward/backward: loads, REFUSED, not decided; and
+    /// the differences no allow rule expects). Differences identical on the wire do not
+    /// fail. Exit 0: all pass; 1: a refusal or an unexpected difference (or, with --strict,
+    /// a stale allow rule); 2: trouble (a dump could not be made or read).
+    Gate(GateArgs),
+    /// Print a shell completion script to stdout.
+    ///
+    /// bash: `migdiff completions bash > ~/.local/share/bash-completion/completions/migdiff`;
+    /// zsh: `migdiff completions zsh > ~/.zfunc/_migdiff` (with `fpath+=~/.zfunc` before
+    /// `compinit`); fish: `migdiff completions fish > ~/.config/fish/completions/migdiff.fish`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) to stdout.
+    ///
+    /// Install it with `migdiff man > ~/.local/share/man/man1/migdiff.1`.
+    Man,
+}
+
+#[derive(Args, Debug)]
+struct StripArgs {
+    /// The dump to strip.
+    file: PathBuf,
+    /// Where to write the stripped stream (`-`: standard output).
+    #[arg(short, long, value_name = "FILE")]
+    output: PathBuf,
+    /// Also keep the pages PATTERN covers (repeatable), in the ignore syntax: `ram/BLOCK`
+    /// for a whole RAM block, `ram/BLOCK@0x0-0xfff` for some bytes of it.
+    #[arg(long, value_name = "PATTERN")]
+    keep: Vec<String>,
+    /// Zero the pages kept by default too: x86's ROM window `ram/pc.ram@0xc0000-0xfffff`
+    /// (BIOS and option-ROM copies; QEMU's kvmvapic reads it when loading).
+    #[arg(long)]
+    no_default_keep: bool,
+    #[command(flatten)]
+    common: CommonArgs,
+}
+
+#[derive(Args, Debug)]
+struct CaptureArgs {
+    /// Where to write the dump; OUT.json beside it records how it was made.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Capture the running VM behind this QMP socket (`-qmp unix:SOCKET,server=on,wait=off`)
+    /// instead of starting QEMU.
+    #[arg(long, value_name = "SOCKET", conflicts_with_all = ["run", "qemu"])]
+    qmp: Option<PathBuf>,
+    /// With --qmp: leave the guest paused (postmigrate) after the migration.
+    #[arg(long, requires = "qmp")]
+    leave_paused: bool,
+    /// Let the guest run for SECONDS before migrating (default: stopped with -S, the least
+    /// noise).
+    #[arg(long, value_name = "SECONDS")]
+    run: Option<f64>,
+    /// Seconds to wait for QEMU's QMP socket, and for the migration to complete.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// The QEMU binary and its arguments, after `--`.
+    #[arg(last = true, value_name = "QEMU ARGS")]
+    qemu: Vec<String>,
+}
+
+#[derive(Args, Debug)]
+struct GateArgs {
+    /// The QEMU binary before the update.
+    #[arg(long, value_name = "QEMU", requires = "new")]
+    old: Option<String>,
+    /// The QEMU binary after the update.
+    #[arg(long, value_name = "QEMU", requires = "old")]
+    new: Option<String>,
+    /// Only the machine types matching GLOB (repeatable, or comma-separated), e.g.
+    /// 'pc-q35-*'.
+    #[arg(long, value_name = "GLOB", value_delimiter = ',')]
+    machines: Vec<String>,
+    /// More QEMU arguments for every dump, split at spaces, e.g. '-device e1000'.
+    #[arg(long, value_name = "ARGS", allow_hyphen_values = true)]
+    devices: Option<String>,
+    /// Expected differences; `[GLOB]` lines scope the rules below them to machine types.
+    #[arg(long, value_name = "FILE")]
+    allow: Option<PathBuf>,
+    /// Allow rules that allowed nothing fail the gate too.
+    #[arg(long, requires = "allow")]
+    strict: bool,
+    /// Differences identical on the wire (renames, same-size retypes) fail too.
+    #[arg(long)]
+    fail_on_identical: bool,
+    /// Dumps made at the same time (default: the number of CPUs).
+    #[arg(long, value_name = "N")]
+    jobs: Option<usize>,
+    /// Write a JUnit report: per machine type, forward, backward and differences.
+    #[arg(long, value_name = "FILE")]
+    junit: Option<PathBuf>,
+    /// Write the matrix as Markdown, or HTML when FILE ends in .html.
+    #[arg(long, value_name = "FILE")]
+    report: Option<PathBuf>,
+    /// Keep the dumps in DIR as TYPE-old.mig and TYPE-new.mig (with their .json) and the
+    /// classes as TYPE-old.vmstate.json and TYPE-new.vmstate.json, and reuse those already
+    /// there. Without --old and --new, gate the pairs DIR holds.
+    #[arg(long, value_name = "DIR", required_unless_present = "old")]
+    dumps: Option<PathBuf>,
+    /// Seconds to wait for each QEMU and each migration.
+    #[arg(long, value_name = "SECONDS", default_value_t = 60)]
+    timeout: u64,
+    /// When to colour the matrix.
+    #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
+    color: ColorChoice,
+}
+
+#[derive(Args, Debug)]
+struct CompletionsArgs {
+    /// The shell to complete for.
+    shell: clap_complete::Shell,
 }
 
 #[derive(Args, Debug)]
@@ -143,9 +312,11 @@ struct ShowArgs {
     /// The dump to decode (a file written by `migrate "exec:cat > FILE"` or `file:FILE`;
     /// `-` reads standard input).
     file: PathBuf,
-    /// Output format (`json` is the export format).
+    /// Output format (`json` is the export format, indented as an export is).
     #[arg(long, value_enum, default_value_t = ShowFormat::Text)]
     format: ShowFormat,
+    #[command(flatten)]
+    json: JsonArgs,
     #[command(flatten)]
     common: CommonArgs,
 }
@@ -154,11 +325,27 @@ struct ShowArgs {
 struct ExportArgs {
     /// The dump to export.
     file: PathBuf,
-    /// Where to write the JSON (default: standard output).
+    /// Where to write the JSON (default, or `-`: standard output).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     #[command(flatten)]
+    json: JsonArgs,
+    #[command(flatten)]
     common: CommonArgs,
+}
+
+/// How an export's JSON is laid out.
+#[derive(Args, Debug)]
+struct JsonArgs {
+    /// One line instead of indented JSON (for programs; about half the time and size).
+    #[arg(long)]
+    compact: bool,
+}
+
+impl JsonArgs {
+    fn write(&self, out: &mut dyn Write, value: &impl serde::Serialize) -> Result<()> {
+        Ok(write_json(out, value, self.compact)?)
+    }
 }
 
 #[derive(Args, Debug)]
@@ -168,12 +355,15 @@ struct ReportArgs {
     /// One HTML file (no external assets) instead of Markdown.
     #[arg(long)]
     html: bool,
-    /// Where to write the report (default: standard output).
+    /// Where to write the report (default, or `-`: standard output).
     #[arg(short, long, value_name = "FILE")]
     output: Option<PathBuf>,
     /// Lines of context around each change in the diff.
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     context: usize,
+    /// Devices on one side only in full, every field, instead of a summary line each.
+    #[arg(long)]
+    full: bool,
 }
 
 #[derive(Args, Debug)]
@@ -238,6 +428,9 @@ struct DiffArgs {
     /// Lines of context around each change in the unified diff.
     #[arg(short = 'U', long = "unified", value_name = "N", default_value_t = 3)]
     context: usize,
+    /// Devices on one side only in full, every field, instead of a summary line each.
+    #[arg(long)]
+    full: bool,
     /// When to colour the output. `auto`: only on a terminal, and never when NO_COLOR is set.
     #[arg(long, value_enum, default_value_t = ColorChoice::Auto)]
     color: ColorChoice,
@@ -301,30 +494,132 @@ fn auto_color(
     terminal && no_color.is_none_or(|v| v.is_empty()) && term.is_none_or(|t| t != "dumb")
 }
 
+/// Parses the command line and runs the command it names.
+#[doc(hidden)]
 pub fn run() -> Result<Outcome> {
+    if let Some(first) = std::env::args_os().nth(1) {
+        check_not_misspelt(&first)?;
+    }
     let cli = Cli::parse();
+    let global = Global {
+        quiet: cli.global.quiet,
+        stderr: Stderr::new(cli.global.quiet),
+    };
     match cli.command {
-        Some(Command::Show(args)) => show(&args),
-        Some(Command::Export(args)) => export(&args),
-        Some(Command::Report(args)) => report(&args),
-        Some(Command::Check(args)) => check(&args),
-        None => diff(&cli.diff),
+        Some(Command::Show(args)) => show(&args, &global),
+        Some(Command::Export(args)) => export(&args, &global),
+        Some(Command::Report(args)) => report(&args, &global),
+        Some(Command::Check(args)) => check(&args, &global),
+        Some(Command::Strip(args)) => strip(&args, &global),
+        Some(Command::Capture(args)) => crate::qemu_cmds::capture(&capture_config(args)?),
+        Some(Command::Gate(args)) => crate::qemu_cmds::gate(&gate_config(args)),
+        Some(Command::Completions(args)) => completions(&args),
+        Some(Command::Man) => man(),
+        None => diff(&cli.diff, &global),
     }
 }
 
-/// One input for `show` and `export`, with its --desc.
-fn load_single(file: &Path, common: &CommonArgs) -> Result<Loaded> {
-    let desc = load_desc(common.desc.as_deref())?;
-    load(
-        file,
-        desc.as_ref(),
-        LoadOptions::default(),
-        &MultiProgress::new(),
-    )
+fn capture_config(args: CaptureArgs) -> Result<CaptureConfig> {
+    let source = match args.qmp {
+        Some(socket) => CaptureSource::Attach {
+            socket,
+            leave_paused: args.leave_paused,
+        },
+        None if args.qemu.is_empty() => {
+            anyhow::bail!("nothing to capture: give -- QEMU ARGS... or --qmp SOCKET (see --help)")
+        }
+        None => CaptureSource::Start {
+            command: args.qemu,
+            run: match args.run {
+                Some(s) if !(0.0..=86400.0).contains(&s) => {
+                    anyhow::bail!("--run {s}: give 0 to 86400 seconds")
+                }
+                run => run.map(Duration::from_secs_f64),
+            },
+        },
+    };
+    Ok(CaptureConfig {
+        source,
+        output: args.output,
+        timeout: Duration::from_secs(args.timeout),
+    })
 }
 
-fn show(args: &ShowArgs) -> Result<Outcome> {
-    let loaded = load_single(&args.file, &args.common)?;
+fn gate_config(args: GateArgs) -> GateConfig {
+    GateConfig {
+        qemus: args.old.zip(args.new),
+        machines: args.machines,
+        devices: args
+            .devices
+            .map(|d| d.split_whitespace().map(str::to_string).collect())
+            .unwrap_or_default(),
+        allow: args.allow,
+        strict: args.strict,
+        fail_on_identical: args.fail_on_identical,
+        jobs: args.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism().map_or(1, std::num::NonZero::get)
+        }),
+        junit: args.junit,
+        report: args.report,
+        dumps: args.dumps,
+        timeout: Duration::from_secs(args.timeout),
+        style: args.color.style(),
+    }
+}
+
+/// `migdiff shwo x.mig` is a diff of a file `shwo` with `x.mig` to clap; when there is no
+/// file `shwo` and a subcommand is a letter or two away, say so instead of "reading shwo:
+/// No such file".
+fn check_not_misspelt(first: &std::ffi::OsStr) -> Result<()> {
+    let Some(word) = first.to_str() else {
+        return Ok(());
+    };
+    if word.starts_with('-') || word.contains(['/', ':', '.']) || Path::new(word).exists() {
+        return Ok(());
+    }
+    let cli = Cli::command();
+    let names: Vec<&str> = cli.get_subcommands().map(|c| c.get_name()).collect();
+    if names.contains(&word) {
+        return Ok(());
+    }
+    if let Some(name) = closest(word, names.into_iter().filter(|&name| name != "help")) {
+        anyhow::bail!("no file '{word}'; did you mean `migdiff {name}`?");
+    }
+    Ok(())
+}
+
+/// The name closest to `word`, if one is within an edit per three letters (one to two; a
+/// transposition is one edit).
+fn closest<'a>(word: &str, names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names
+        .map(|name| (strsim::damerau_levenshtein(word, name), name))
+        .filter(|&(distance, name)| distance <= (name.len() / 3).clamp(1, 2))
+        .min()
+        .map(|(_, name)| name)
+}
+
+fn completions(args: &CompletionsArgs) -> Result<Outcome> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    clap_complete::generate(args.shell, &mut Cli::command(), "migdiff", &mut out);
+    out.flush()?;
+    Ok(Outcome::Same)
+}
+
+fn man() -> Result<Outcome> {
+    let mut out = BufWriter::new(io::stdout().lock());
+    clap_mangen::Man::new(Cli::command()).render(&mut out)?;
+    out.flush()?;
+    Ok(Outcome::Same)
+}
+
+/// One input for `show` and `export`, with its --desc.
+fn load_single(file: &Path, common: &CommonArgs, global: &Global) -> Result<Loaded> {
+    let desc = load_desc(common.desc.as_deref())?;
+    load(file, desc.as_ref(), LoadOptions::default(), &global.stderr)
+}
+
+fn show(args: &ShowArgs, global: &Global) -> Result<Outcome> {
+    let loaded = load_single(&args.file, &args.common, global)?;
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Text => {
@@ -344,23 +639,44 @@ fn show(args: &ShowArgs) -> Result<Outcome> {
                 return Err(e.into());
             }
         }
-        ShowFormat::Json => {
-            // One line: for jq and programs (the text form is the one to read), and twice as
-            // fast as indenting 70,000 nodes.
-            serde_json::to_writer(&mut out, &export_of(loaded))?;
-            writeln!(out)?;
-        }
+        ShowFormat::Json => args.json.write(&mut out, &export_of(loaded))?,
     }
     out.flush()?;
     Ok(Outcome::Same)
 }
 
-fn export(args: &ExportArgs) -> Result<Outcome> {
-    let loaded = load_single(&args.file, &args.common)?;
-    let mut out = output(&args.output)?;
-    serde_json::to_writer(&mut out, &export_of(loaded))?;
-    writeln!(out)?;
+fn export(args: &ExportArgs, global: &Global) -> Result<Outcome> {
+    let loaded = load_single(&args.file, &args.common, global)?;
+    let mut out = output(args.output.as_deref())?;
+    args.json.write(&mut out, &export_of(loaded))?;
     out.flush()?;
+    Ok(Outcome::Same)
+}
+
+fn strip(args: &StripArgs, global: &Global) -> Result<Outcome> {
+    let desc = load_desc(args.common.desc.as_deref())?;
+    let name = args.file.display();
+    let input = Input::open(&args.file).with_context(|| format!("reading {name}"))?;
+    if is_json(input.stream()) {
+        anyhow::bail!("{name}: JSON holds no RAM pages; strip takes a migration stream");
+    }
+    let mut out = output(Some(&args.output))?;
+    let mut keep: Vec<&str> = Vec::new();
+    if !args.no_default_keep {
+        keep.extend(crate::strip::DEFAULT_KEEP);
+    }
+    keep.extend(args.keep.iter().map(String::as_str));
+    let keep = Filter::new(&keep)?;
+    let stripped = crate::strip::strip(input.stream(), desc.as_ref(), &keep, &mut out)
+        .with_context(|| format!("{name}"))?;
+    out.flush()?;
+    global.stderr.note(&format!(
+        "{} RAM pages written as zero pages, {} kept; {} -> {} bytes",
+        stripped.zeroed,
+        stripped.kept,
+        input.stream().len(),
+        stripped.bytes
+    ));
     Ok(Outcome::Same)
 }
 
@@ -371,7 +687,7 @@ fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
     }
     patterns.extend(args.ignore.iter().cloned());
     for path in &args.ignore_file {
-        let text = migdiff::input::read_text(path, "ignore file")
+        let text = crate::input::read_text(path, "ignore file")
             .with_context(|| format!("reading ignore file {}", path.display()))?;
         patterns.extend(parse_pattern_file(&text));
     }
@@ -382,7 +698,7 @@ fn ignore_filter(args: &CompareArgs) -> Result<Filter> {
 fn compare_config(args: &CompareArgs) -> Result<Config> {
     let allow = match &args.allow {
         Some(path) => {
-            let text = migdiff::input::read_text(path, "allow file")
+            let text = crate::input::read_text(path, "allow file")
                 .with_context(|| format!("reading allow file {}", path.display()))?;
             Some(AllowList::parse(&text).with_context(|| format!("{}", path.display()))?)
         }
@@ -424,19 +740,26 @@ impl Compared {
 
     /// Hunks of the sections with counted differences, from the two normalized documents
     /// less what the comparison ignored, allowed or tolerated.
-    fn hunks(&self, context: usize) -> Vec<Hunk> {
+    fn hunks(&self, context: usize, full: bool) -> Vec<Hunk> {
         if self.cmp.counts.total() == 0 {
             return Vec::new();
         }
         let (old_quiet, new_quiet) = self.cmp.quiet_subjects();
         let filter = &self.config.filter;
+        let summarized = if full {
+            HashSet::new()
+        } else {
+            one_sided(&self.cmp)
+        };
         let old_view = View {
             filter,
             quiet: &old_quiet,
+            summarized: &summarized,
         };
         let new_view = View {
             filter,
             quiet: &new_quiet,
+            summarized: &summarized,
         };
         // Only the trees cross threads (the inputs hold non-shareable state).
         let (old_dump, new_dump) = (&self.old.dump, &self.new.dump);
@@ -445,7 +768,7 @@ impl Compared {
             || document(new_dump, new_view),
         );
         let sections: HashSet<&str> = self.cmp.counted().map(|c| c.device.as_str()).collect();
-        section_hunks(&old, &new, &self.cmp.devices, &sections, context)
+        unified_hunks(&old, &new, &sections, context)
     }
 
     fn outcome(&self, strict: bool) -> Outcome {
@@ -457,7 +780,7 @@ impl Compared {
     }
 }
 
-fn compared(args: &CompareArgs, hash: bool) -> Result<Compared> {
+fn compared(args: &CompareArgs, hash: bool, global: &Global) -> Result<Compared> {
     let (Some(old_path), Some(new_path)) = (&args.old, &args.new) else {
         anyhow::bail!("need two dumps: migdiff OLD NEW (see --help)");
     };
@@ -467,12 +790,21 @@ fn compared(args: &CompareArgs, hash: bool) -> Result<Compared> {
         schema: args.schema_only,
         hash,
     };
-    let bars = MultiProgress::new();
     let (old, new) = rayon::join(
-        || load(old_path, desc.as_ref(), opts, &bars),
-        || load(new_path, desc.as_ref(), opts, &bars),
+        || load(old_path, desc.as_ref(), opts, &global.stderr),
+        || load(new_path, desc.as_ref(), opts, &global.stderr),
     );
     let (mut old, mut new) = (old?, new?);
+    // Allow rules scoped to machine types apply to these dumps' types.
+    let machines: Vec<&str> = [&old.dump.machine, &new.dump.machine]
+        .into_iter()
+        .flatten()
+        .map(String::as_str)
+        .collect();
+    let config = Config {
+        allow: config.allow.map(|allow| allow.for_machines(&machines)),
+        ..config
+    };
     let cmp = compare(&old.dump, &new.dump, &config);
     if config.schema_only {
         // The hunks show what was compared.
@@ -486,8 +818,11 @@ fn compared(args: &CompareArgs, hash: bool) -> Result<Compared> {
     })
 }
 
-fn diff(args: &DiffArgs) -> Result<Outcome> {
-    let cmp = compared(&args.compare, false)?;
+fn diff(args: &DiffArgs, global: &Global) -> Result<Outcome> {
+    let cmp = compared(&args.compare, false, global)?;
+    if global.quiet {
+        return Ok(cmp.outcome(args.compare.strict));
+    }
     let style = args.color.style();
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
@@ -499,7 +834,12 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
             if counts.total() > 0 || counts.tolerated > 0 || !notes.is_empty() || unknown {
                 report::write_preamble(&mut out, &notes, &cmp.cmp.counts, style)?;
             }
-            write_unified(&mut out, &cmp.labels(), &cmp.hunks(args.context), style)?;
+            write_unified(
+                &mut out,
+                &cmp.labels(),
+                &cmp.hunks(args.context, args.full),
+                style,
+            )?;
         }
         DiffFormat::Summary => report::write_summary(&mut out, &cmp.cmp, style)?,
         DiffFormat::Json => {
@@ -522,10 +862,10 @@ fn diff(args: &DiffArgs) -> Result<Outcome> {
     Ok(cmp.outcome(args.compare.strict))
 }
 
-fn report(args: &ReportArgs) -> Result<Outcome> {
-    let cmp = compared(&args.compare, true)?;
+fn report(args: &ReportArgs, global: &Global) -> Result<Outcome> {
+    let cmp = compared(&args.compare, true, global)?;
     let notes = cmp.notes();
-    let hunks = cmp.hunks(args.context);
+    let hunks = cmp.hunks(args.context, args.full);
     let report = Report {
         labels: cmp.labels(),
         old: &cmp.old.info,
@@ -534,29 +874,39 @@ fn report(args: &ReportArgs) -> Result<Outcome> {
         notes: &notes,
         hunks: &hunks,
     };
-    let mut out = output(&args.output)?;
+    let mut out = output(args.output.as_deref())?;
     if args.html {
         write_html(&mut out, &report)?;
     } else {
-        write_markdown(&mut out, &report)?;
+        // Beside `-o report.md`, `report.full.diff`: for when the report must be trimmed.
+        let full_diff_path = args.output.as_ref().map(|o| o.with_extension("full.diff"));
+        let full_diff_name = full_diff_path
+            .as_ref()
+            .and_then(|p| p.file_name())
+            .map(|n| n.to_string_lossy().into_owned());
+        let md = markdown(&report, COMMENT_LIMIT, full_diff_name.as_deref());
+        out.write_all(md.report.as_bytes())?;
+        if let (Some(path), Some(text)) = (full_diff_path, md.full_diff) {
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
     }
     out.flush()?;
     Ok(cmp.outcome(args.compare.strict))
 }
 
-fn check(args: &CheckArgs) -> Result<Outcome> {
+fn check(args: &CheckArgs, global: &Global) -> Result<Outcome> {
     let desc = load_desc(args.common.desc.as_deref())?;
     let schema = LoadOptions {
         schema: true,
         hash: false,
     };
-    let bars = MultiProgress::new();
+    let stderr = &global.stderr;
     let (src, against) = rayon::join(
-        || load(&args.src, desc.as_ref(), LoadOptions::default(), &bars),
+        || load(&args.src, desc.as_ref(), LoadOptions::default(), stderr),
         || {
             args.against
                 .iter()
-                .map(|path| load(path, None, schema, &bars))
+                .map(|path| load(path, None, schema, stderr))
                 .collect::<Result<Vec<_>>>()
         },
     );
@@ -575,7 +925,15 @@ fn check(args: &CheckArgs) -> Result<Outcome> {
             );
         }
     }
-    let verdict = migdiff::check::check(&src.dump, destination);
+    let verdict = crate::check::check(&src.dump, destination);
+    let outcome = match verdict.answer {
+        Answer::Loads => Outcome::Same,
+        Answer::Refused => Outcome::Different,
+        Answer::Undecided => Outcome::Undecided,
+    };
+    if global.quiet {
+        return Ok(outcome);
+    }
     let mut out = BufWriter::new(io::stdout().lock());
     match args.format {
         ShowFormat::Json => {
@@ -619,17 +977,27 @@ fn check(args: &CheckArgs) -> Result<Outcome> {
         }
     }
     out.flush()?;
-    Ok(match verdict.answer {
-        Answer::Loads => Outcome::Same,
-        Answer::Refused => Outcome::Different,
-        Answer::Undecided => Outcome::Undecided,
-    })
+    Ok(outcome)
 }
 
 #[cfg(test)]
 mod tests {
-    use super::auto_color;
+    use super::{auto_color, closest};
     use std::ffi::OsStr;
+
+    #[test]
+    fn a_misspelt_subcommand_is_named() {
+        let names = ["show", "export", "report", "check", "completions", "man"];
+        let near = |word: &str| closest(word, names.into_iter());
+        assert_eq!(near("shwo"), Some("show"));
+        assert_eq!(near("exprot"), Some("export"));
+        assert_eq!(near("chek"), Some("check"));
+        assert_eq!(near("completion"), Some("completions"));
+        // Far from every name: no suggestion.
+        assert_eq!(near("old"), None);
+        assert_eq!(near("guest"), None);
+        assert_eq!(near("ab"), None);
+    }
 
     #[test]
     fn colour_auto_follows_terminal_no_color_and_term() {

@@ -8,12 +8,14 @@ use std::collections::HashSet;
 use serde::Serialize;
 
 use crate::diff::{diff_dumps, Change, ChangeClass, Load};
+use crate::explain;
 use crate::filter::Filter;
 use crate::gate::AllowList;
 use crate::tree::Dump;
 
 /// Which differences fail a comparison.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
 pub enum FailOn {
     /// Every difference that is not ignored or allowed.
     #[default]
@@ -25,6 +27,7 @@ pub enum FailOn {
 
 /// How two dumps are compared.
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct Config {
     /// Ignore patterns (defaults included when the caller wants them).
     pub filter: Filter,
@@ -37,6 +40,7 @@ pub struct Config {
 /// What became of one difference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case", tag = "status")]
+#[non_exhaustive]
 pub enum Disposition {
     /// A difference that fails the comparison.
     Counted,
@@ -50,6 +54,7 @@ pub enum Disposition {
 
 /// A difference and what became of it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Finding {
     #[serde(flatten)]
     pub change: Change,
@@ -65,6 +70,7 @@ impl Finding {
 /// An allow rule that allowed nothing, and what its pattern did match (whose values the
 /// rule's pins did not).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct StaleRule {
     pub rule: usize,
     /// `OLD -> NEW` of each difference the pattern matched, as printed.
@@ -73,6 +79,7 @@ pub struct StaleRule {
 
 /// Counts by class of the counted differences, and of the rest by what became of them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Counts {
     pub stream: usize,
     pub devices: usize,
@@ -101,6 +108,7 @@ impl Counts {
 
 /// Two dumps compared.
 #[derive(Debug, Clone, Serialize)]
+#[non_exhaustive]
 pub struct Comparison {
     /// Every difference, in order: stream, RAM, then devices by `(idstr, instance)`.
     pub findings: Vec<Finding>,
@@ -170,7 +178,9 @@ pub fn compare(old: &Dump, new: &Dump, config: &Config) -> Comparison {
         let (old, new) = schema_trees(old, new);
         schema_changes(diff_dumps(&old, &new))
     } else {
-        diff_dumps(old, new)
+        let mut changes = diff_dumps(old, new);
+        explain::annotate(old, new, &mut changes);
+        changes
     };
     let mut used = vec![false; config.allow.as_ref().map_or(0, |a| a.rules.len())];
     let mut findings = Vec::with_capacity(changes.len());
@@ -327,16 +337,37 @@ mod tests {
         }
     }
 
+    /// `dump` with field `name` made `size` bytes wide.
+    fn widened(mut d: Dump, name: &str, size: u8) -> Dump {
+        fn widen(fields: &mut [Node], name: &str, size: u8) {
+            for node in fields {
+                match &mut node.value {
+                    Value::Struct(s) => widen(&mut s.fields, name, size),
+                    Value::Uint { value, .. } if node.name == name => {
+                        node.value = Value::Uint {
+                            value: *value,
+                            size,
+                        };
+                        node.len = u64::from(size);
+                    }
+                    _ => {}
+                }
+            }
+        }
+        widen(&mut d.devices[0].body.fields, name, size);
+        d
+    }
+
     #[test]
     fn what_is_set_aside_never_hides_what_counts() {
         let config = Config {
             fail_on: FailOn::Breaking,
             ..Config::default()
         };
-        // Same version: a value change is tolerated, an added field breaks.
+        // Same version: a value change is tolerated, a field that got wider breaks.
         let cmp = compare(
-            &dump(1, &[("a", 1)]),
-            &dump(1, &[("a", 2), ("b", 0)]),
+            &dump(1, &[("a", 1), ("b", 0)]),
+            &widened(dump(1, &[("a", 2), ("b", 0)]), "b", 2),
             &config,
         );
         let kinds: Vec<_> = cmp
@@ -352,8 +383,8 @@ mod tests {
         assert!(old.contains("dev (0)/a") && new.contains("dev (0)/a"));
         assert!(!new.contains("dev (0)/b"));
         // A version that went up is tolerated forward, yet the device holds a field that
-        // breaks (inside a nested struct, loaded at the destination's own version): the
-        // device is not set aside.
+        // breaks (wider inside a nested struct, loaded at the destination's own version):
+        // the device is not set aside.
         let nest = |fields: &[(&str, u64)]| {
             let mut d = dump(1, fields);
             let inner = std::mem::take(&mut d.devices[0].body.fields);
@@ -372,8 +403,8 @@ mod tests {
             }];
             d
         };
-        let old = nest(&[("a", 1)]);
-        let mut new = nest(&[("a", 1), ("b", 0)]);
+        let old = nest(&[("a", 1), ("b", 0)]);
+        let mut new = widened(nest(&[("a", 1), ("b", 0)]), "b", 2);
         new.devices[0].version_id = 2;
         let cmp = compare(&old, &new, &config);
         let counted: Vec<_> = cmp.counted().map(Change::subject).collect();

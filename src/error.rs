@@ -8,6 +8,7 @@ use std::fmt;
 #[derive(
     Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
 )]
+#[non_exhaustive]
 pub struct SectionRef {
     pub idstr: String,
     pub instance_id: u32,
@@ -22,6 +23,7 @@ impl fmt::Display for SectionRef {
 /// Why decoding stopped, and where. Boxed, so that the `Result` of every small read stays
 /// two words wide on the hot path; the details read through `Deref`.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct ParseError(Box<Details>);
 
 #[derive(Debug, Clone, PartialEq, Eq)]

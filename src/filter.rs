@@ -27,6 +27,13 @@ pub const DEFAULT_IGNORES: &[&str] = &[
     // CMOS clock registers: seconds, minutes, hours, weekday, day, month, year (0x0-0x9,
     // alarms included as they sit between them) and century (0x32).
     "mc146818rtc (*)/cmos_data@0x0-0x9,0x32",
+    // hw/rtc/pl031.c (Arm virt): pre_save writes the offset of the guest RTC from the host
+    // clock; the subsection's copy is the same offset in whole seconds, so it flips by one
+    // when a second boundary falls between the two readings.
+    "pl031 (*)/tick_offset_vmstate",
+    "pl031 (*)/pl031/tick-offset/tick_offset",
+    // hw/rtc/goldfish_rtc.c (RISC-V virt): the same offset in nanoseconds.
+    "goldfish_rtc (*)/tick_offset",
     // ppc64 pseries (QEMU 10.0, measured on `-M pseries -m 256 -S` dumped twice): the
     // timebase and the RTC offset follow the host clock; SPR 0x1d5 (HASHPKEYR) is a random
     // key set at reset; the device tree's /chosen holds a random 2-byte value and the
@@ -49,6 +56,7 @@ const MAX_PATTERNS: usize = 10_000;
 
 /// A set of ignore patterns, some limited to byte ranges.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Filter {
     set: GlobSet,
     /// Per pattern: the byte ranges `[start, end)` it masks, or None for the whole field.
@@ -57,6 +65,7 @@ pub struct Filter {
 
 /// A pattern that is not a valid glob.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct PatternError {
     pub pattern: String,
     pub message: String,
@@ -130,7 +139,7 @@ impl Filter {
     }
 
     /// Byte ranges `[start, end)` of `subject` masked by `@RANGES` patterns: sorted and
-    /// disjoint, so a byte's membership is a binary search ([`masks`]).
+    /// disjoint, so a byte's membership is a binary search (`masks`).
     pub fn byte_mask(&self, subject: &str) -> Vec<(u64, u64)> {
         let mut matched = self
             .set

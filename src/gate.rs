@@ -12,13 +12,25 @@
 //!
 //! The pattern has the `--ignore` syntax. `= OLD -> NEW` pins the values as printed; `*`
 //! stands for any value and `(none)` for a side that has none (an added field).
+//!
+//! A line `[GLOB ...]` scopes the rules below it to the machine types its globs match (one
+//! allow file for a whole QEMU update); `[*]` returns to every machine type, as before the
+//! first header. Files without headers read as before.
+//!
+//! ```text
+//! hpet (0)/num_timers_save                      # every machine type
+//! [pc-q35-*]
+//! 0000:00:1f.2/ich9_ahci (0)/ahci.ports         # q35 only: i440fx has no AHCI
+//! ```
 
+use globset::{Glob, GlobSet, GlobSetBuilder};
 use serde::Serialize;
 
 use crate::diff::{Change, Leaf};
 use crate::filter::{Filter, PatternError};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct AllowRule {
     /// 1-based line in the allow file.
     pub line: usize,
@@ -26,6 +38,9 @@ pub struct AllowRule {
     pub old: Option<String>,
     pub new: Option<String>,
     pub reason: Option<String>,
+    /// Machine-type globs of the `[...]` header above the rule; empty: every type.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub machines: Vec<String>,
 }
 
 impl AllowRule {
@@ -33,6 +48,24 @@ impl AllowRule {
         pin_matches(self.old.as_deref(), change.old.as_ref())
             && pin_matches(self.new.as_deref(), change.new.as_ref())
     }
+
+    /// Whether the rule's `[...]` scope covers one of `machines` (always, when unscoped).
+    pub fn applies_to(&self, machines: &[&str]) -> bool {
+        self.machines.is_empty()
+            || machine_set(&self.machines).is_ok_and(|set| machines.iter().any(|m| set.is_match(m)))
+    }
+}
+
+/// The machine-type globs of a `[...]` header.
+fn machine_set(globs: &[String]) -> Result<GlobSet, String> {
+    if globs.is_empty() {
+        return Err("a '[...]' header names no machine type glob".into());
+    }
+    let mut set = GlobSetBuilder::new();
+    for glob in globs {
+        set.add(Glob::new(glob).map_err(|e| format!("bad machine type glob '{glob}': {e}"))?);
+    }
+    set.build().map_err(|e| e.to_string())
 }
 
 /// A pin against one side's value: `*` any, `(none)` no value, a number (hex or decimal)
@@ -62,6 +95,7 @@ fn parse_number(text: &str) -> Option<u64> {
 }
 
 #[derive(Debug, Clone, Default)]
+#[non_exhaustive]
 pub struct AllowList {
     pub rules: Vec<AllowRule>,
     filter: Filter,
@@ -69,6 +103,7 @@ pub struct AllowList {
 
 /// A line of an allow file that is not a rule.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct AllowError {
     pub line: usize,
     pub message: String,
@@ -85,6 +120,7 @@ impl std::error::Error for AllowError {}
 impl AllowList {
     pub fn parse(text: &str) -> Result<AllowList, AllowError> {
         let mut rules = Vec::new();
+        let mut machines: Vec<String> = Vec::new();
         for (i, raw) in text.lines().enumerate() {
             let line = i + 1;
             let (body, reason) = match raw.split_once('#') {
@@ -92,6 +128,18 @@ impl AllowList {
                 None => (raw.trim(), None),
             };
             if body.is_empty() {
+                continue;
+            }
+            if let Some(header) = body.strip_prefix('[') {
+                let globs = header.strip_suffix(']').ok_or_else(|| AllowError {
+                    line,
+                    message: format!("expected '[MACHINE-GLOB ...]', got '{body}'"),
+                })?;
+                machines = globs.split_whitespace().map(str::to_string).collect();
+                machine_set(&machines).map_err(|message| AllowError { line, message })?;
+                if machines.iter().any(|m| m == "*") {
+                    machines.clear();
+                }
                 continue;
             }
             let (pattern, old, new) = match body.split_once(" = ") {
@@ -114,8 +162,13 @@ impl AllowList {
                 old,
                 new,
                 reason: reason.filter(|r| !r.is_empty()),
+                machines: machines.clone(),
             });
         }
+        AllowList::from_rules(rules)
+    }
+
+    fn from_rules(rules: Vec<AllowRule>) -> Result<AllowList, AllowError> {
         let patterns: Vec<&str> = rules.iter().map(|r| r.pattern.as_str()).collect();
         let filter = Filter::new(&patterns).map_err(|e: PatternError| AllowError {
             line: rules
@@ -125,6 +178,20 @@ impl AllowList {
             message: e.to_string(),
         })?;
         Ok(AllowList { rules, filter })
+    }
+
+    /// The rules that apply to a comparison of dumps of machine types `machines` (the old
+    /// dump's and the new one's): unscoped rules, and those whose scope matches one of them.
+    /// Lines are kept, so a rule reads the same in either list.
+    pub fn for_machines(&self, machines: &[&str]) -> AllowList {
+        let rules: Vec<AllowRule> = self
+            .rules
+            .iter()
+            .filter(|r| r.applies_to(machines))
+            .cloned()
+            .collect();
+        // The patterns built once already; a subset builds as well.
+        AllowList::from_rules(rules).unwrap_or_default()
     }
 
     /// The first rule that allows `change`: its pattern covers it and its pins match.
@@ -210,6 +277,42 @@ mod tests {
         let mut c = c;
         c.device = "globalstate (0)".into();
         assert_eq!(list.rule_for(&c), Some(0));
+    }
+
+    #[test]
+    fn headers_scope_rules_to_machine_types() {
+        let list = AllowList::parse(
+            "hpet (0)/num_timers_save\n\
+             [pc-q35-* microvm-*]  # q35 and microvm\n\
+             0000:00:1f.2/ich9_ahci (0)/ahci.ports\n\
+             [*]\n\
+             ram//rom@etc/acpi/*\n",
+        )
+        .unwrap();
+        assert_eq!(list.rules[1].machines, ["pc-q35-*", "microvm-*"]);
+        assert!(list.rules[2].machines.is_empty());
+        let lines = |l: &AllowList| l.rules.iter().map(|r| r.line).collect::<Vec<_>>();
+        assert_eq!(lines(&list.for_machines(&["pc-i440fx-7.2"])), [1, 5]);
+        assert_eq!(lines(&list.for_machines(&["pc-q35-2.4"])), [1, 3, 5]);
+        // Either side's machine type brings the rule in.
+        assert_eq!(
+            lines(&list.for_machines(&["pc-i440fx-7.2", "pc-q35-7.2"])),
+            [1, 3, 5]
+        );
+        let ahci = Change::new(
+            "0000:00:1f.2/ich9_ahci (0)",
+            "ahci.ports",
+            ChangeKind::Value,
+        );
+        assert_eq!(list.for_machines(&["pc-q35-7.2"]).rule_for(&ahci), Some(1));
+        assert_eq!(list.for_machines(&["pc-i440fx-7.2"]).rule_for(&ahci), None);
+    }
+
+    #[test]
+    fn a_bad_header_names_its_line() {
+        assert_eq!(AllowList::parse("a\n[pc-q35-*\n").unwrap_err().line, 2);
+        assert_eq!(AllowList::parse("[]\n").unwrap_err().line, 1);
+        assert_eq!(AllowList::parse("a\n\n[pc-{q35\n]").unwrap_err().line, 3);
     }
 
     #[test]

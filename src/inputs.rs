@@ -1,17 +1,18 @@
 //! Inputs: a path to a decoded dump (stream, compressed stream, libvirt image, export or
-//! `-dump-vmstate` JSON), with what reports say about it, and output files. The commands in
-//! `cli.rs` take their trees from here.
+//! `-dump-vmstate` JSON), with what reports say about it, and output files; and what the
+//! command line says on stderr while it reads them (notes, warnings, progress), which
+//! `--quiet` silences. The commands in `cli.rs` take their trees from here.
 
 use std::io::{self, BufWriter, IsTerminal, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use anyhow::{Context, Result};
-use indicatif::{MultiProgress, ProgressBar, ProgressStyle};
+use indicatif::{MultiProgress, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use migdiff::export::{is_json, json_kind, Export, JsonKind};
-use migdiff::input::{Container, Input};
-use migdiff::render::report::InputInfo;
-use migdiff::{stream, Dump, Schema};
+use crate::export::{is_json, json_kind, Export, JsonKind};
+use crate::input::{Container, Input};
+use crate::render::report::InputInfo;
+use crate::{stream, Dump, Schema};
 
 /// The description given with `--desc`: a vmdesc JSON, or another dump's.
 pub fn load_desc(path: Option<&Path>) -> Result<Option<Schema>> {
@@ -21,7 +22,7 @@ pub fn load_desc(path: Option<&Path>) -> Result<Option<Schema>> {
     let input = Input::open(path).with_context(|| format!("reading {}", path.display()))?;
     let data = input.stream();
     let schema = if is_json(data) {
-        migdiff::vmdesc::parse(data, 0)
+        crate::vmdesc::parse(data, 0)
     } else {
         stream::schema_of(data)
     };
@@ -50,28 +51,60 @@ pub struct LoadOptions {
 /// Inputs at least this large get a progress bar (on a terminal only).
 const PROGRESS_THRESHOLD: usize = 256 << 20;
 
-/// A progress bar for decoding `name`, drawn on stderr when it is a terminal and the
-/// input is large; never in pipes or CI logs.
-fn progress_bar(bars: &MultiProgress, name: &str, len: usize) -> Option<ProgressBar> {
-    if len < PROGRESS_THRESHOLD || !io::stderr().is_terminal() {
-        return None;
+/// What migdiff says on stderr besides errors: notes, warnings and progress bars, all of
+/// them silenced by `--quiet`. Errors are not said here: `main` prints them, quiet or not.
+pub struct Stderr {
+    quiet: bool,
+    bars: MultiProgress,
+}
+
+impl Stderr {
+    pub fn new(quiet: bool) -> Stderr {
+        let bars = if quiet {
+            MultiProgress::with_draw_target(ProgressDrawTarget::hidden())
+        } else {
+            MultiProgress::new()
+        };
+        Stderr { quiet, bars }
     }
-    let style =
-        ProgressStyle::with_template("{msg:30!} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-            .ok()?;
-    let bar = bars.add(
-        ProgressBar::new(len as u64)
-            .with_style(style)
-            .with_message(name.to_string()),
-    );
-    Some(bar)
+
+    pub fn note(&self, message: &str) {
+        if !self.quiet {
+            self.bars.suspend(|| eprintln!("migdiff: note: {message}"));
+        }
+    }
+
+    pub fn warn(&self, message: &str) {
+        if !self.quiet {
+            self.bars
+                .suspend(|| eprintln!("migdiff: warning: {message}"));
+        }
+    }
+
+    /// A progress bar for decoding `name`, drawn when stderr is a terminal and the input
+    /// is large; never in pipes, CI logs or with `--quiet`.
+    fn progress_bar(&self, name: &str, len: usize) -> Option<ProgressBar> {
+        if self.quiet || len < PROGRESS_THRESHOLD || !io::stderr().is_terminal() {
+            return None;
+        }
+        let style = ProgressStyle::with_template(
+            "{msg:30!} {bar:40} {bytes}/{total_bytes} {bytes_per_sec}",
+        )
+        .ok()?;
+        let bar = self.bars.add(
+            ProgressBar::new(len as u64)
+                .with_style(style)
+                .with_message(name.to_string()),
+        );
+        Some(bar)
+    }
 }
 
 pub fn load(
     path: &Path,
     desc: Option<&Schema>,
     opts: LoadOptions,
-    bars: &MultiProgress,
+    stderr: &Stderr,
 ) -> Result<Loaded> {
     let name = path.display().to_string();
     let input = Input::open(path).with_context(|| format!("reading {name}"))?;
@@ -79,7 +112,7 @@ pub fn load(
     let (dump, container) = if is_json(data) {
         load_json(data, &name, opts)?
     } else {
-        let bar = progress_bar(bars, &name, data.len());
+        let bar = stderr.progress_bar(&name, data.len());
         let mut advance = |offset: u64| {
             // What is decoded is not read again: keep it out of our resident set.
             input.release(offset);
@@ -96,7 +129,7 @@ pub fn load(
             container => format!("{name} ({container}; offsets count from the stream's start)"),
         })?;
         if input.container != Container::Raw {
-            eprintln!("migdiff: note: {name}: {}", input.container);
+            stderr.note(&format!("{name}: {}", input.container));
         }
         (dump, input.container.to_string())
     };
@@ -106,10 +139,10 @@ pub fn load(
             .as_ref()
             .map(|s| format!(" in section {s}"))
             .unwrap_or_default();
-        eprintln!(
-            "migdiff: warning: {name}: at byte {:#x}{section}: {}",
+        stderr.warn(&format!(
+            "{name}: at byte {:#x}{section}: {}",
             w.offset, w.message
-        );
+        ));
     }
     let info = InputInfo {
         path: name,
@@ -118,7 +151,7 @@ pub fn load(
         devices: dump.devices.len(),
         vmdesc_bytes: dump.stream.vmdesc_len,
         container,
-        sha256: opts.hash.then(|| migdiff::export::sha256_hex(data)),
+        sha256: opts.hash.then(|| crate::export::sha256_hex(data)),
     };
     Ok(Loaded { dump, info, input })
 }
@@ -134,15 +167,15 @@ pub fn load_json(data: &[u8], name: &str, opts: LoadOptions) -> Result<(Dump, St
         JsonKind::Export => {
             // Straight into the tree: a generic JSON value first took 25 times the file's
             // size in memory.
-            let export = migdiff::export::read(data)
-                .with_context(|| format!("{name}: bad migdiff export"))?;
+            let export =
+                crate::export::read(data).with_context(|| format!("{name}: bad migdiff export"))?;
             let container = format!("migdiff export of {}", export.source.path);
             Ok((export.dump, container))
         }
         JsonKind::DumpVmstate if opts.schema => {
             let json: serde_json::Value = serde_json::from_slice(data)
                 .with_context(|| format!("{name}: bad -dump-vmstate file"))?;
-            let dump = migdiff::vmstate_dump::dump_from_vmstate(&json)
+            let dump = crate::vmstate_dump::dump_from_vmstate(&json)
                 .map_err(|e| anyhow::anyhow!("{name}: bad -dump-vmstate file: {e}"))?;
             Ok((dump, VMSTATE_CONTAINER.into()))
         }
@@ -158,12 +191,14 @@ pub fn load_json(data: &[u8], name: &str, opts: LoadOptions) -> Result<(Dump, St
     }
 }
 
-pub fn output(path: &Option<PathBuf>) -> Result<Box<dyn Write>> {
+/// Where `-o FILE` sends a command's output: FILE, or standard output for `-` or no `-o`
+/// (as for inputs, `-` is never a file name; write `./-` for a file called `-`).
+pub fn output(path: Option<&Path>) -> Result<Box<dyn Write>> {
     Ok(match path {
-        Some(p) => Box::new(BufWriter::new(
+        Some(p) if p != Path::new("-") => Box::new(BufWriter::new(
             std::fs::File::create(p).with_context(|| format!("creating {}", p.display()))?,
         )),
-        None => Box::new(BufWriter::new(io::stdout().lock())),
+        _ => Box::new(BufWriter::new(io::stdout().lock())),
     })
 }
 

@@ -1,10 +1,9 @@
 //! The `migdiff` binary: parse arguments, run, map the outcome to diff(1)-style exit codes
 //! (0 same, 1 different, 2 trouble), print any error chain once.
 
-mod cli;
-mod inputs;
-
 use std::process::ExitCode;
+
+use migdiff::cli;
 
 fn main() -> ExitCode {
     match cli::run() {

@@ -101,11 +101,25 @@ struct Xbzrle {
     replay_budget: u64,
 }
 
+/// Where one page record's contents sit in the stream: `header` is the record's 8-byte
+/// header, `payload..end` what follows the block name (the page, or its XBZRLE or
+/// compressed form); `block` indexes the dump's RAM blocks. What [`crate::strip`] rewrites
+/// as a zero page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageRecord {
+    pub header: u64,
+    pub payload: u64,
+    pub end: u64,
+    pub block: usize,
+}
+
 /// Accumulates the RAM section across its chunks. `data` is the whole stream: XBZRLE bases
 /// and mapped-ram pages are read from it by offset.
 pub struct RamParser<'a> {
     opts: RamOptions,
     data: &'a [u8],
+    /// Page records with contents, kept only when asked for (rewriting a stream).
+    page_records: Option<Vec<PageRecord>>,
     blocks: Vec<BlockState>,
     /// Index into `blocks` of the block the last record named (for CONTINUE).
     current: Option<usize>,
@@ -145,8 +159,21 @@ enum Record<'a> {
     Compressed {
         block: usize,
         addr: u64,
+        at: u64,
     },
     MultifdFlush,
+}
+
+impl Record<'_> {
+    /// The block and where the page's contents start, for records that carry some.
+    fn contents(&self) -> Option<(usize, u64)> {
+        match *self {
+            Record::Page { block, at, .. }
+            | Record::Xbzrle { block, at, .. }
+            | Record::Compressed { block, at, .. } => Some((block, at)),
+            _ => None,
+        }
+    }
 }
 
 impl<'a> RamParser<'a> {
@@ -164,6 +191,7 @@ impl<'a> RamParser<'a> {
         Ok(RamParser {
             opts,
             data,
+            page_records: None,
             blocks: Vec::new(),
             current: None,
             gap_budget: data.len() as u64,
@@ -173,6 +201,16 @@ impl<'a> RamParser<'a> {
             xbzrle_cache_bytes: XBZRLE_CACHE_BYTES,
             warnings: Vec::new(),
         })
+    }
+
+    /// Keeps where each page record with contents sits, for [`RamParser::page_records`].
+    pub fn record_pages(&mut self) {
+        self.page_records.get_or_insert_with(Vec::new);
+    }
+
+    /// The page records kept since [`RamParser::record_pages`], in stream order.
+    pub fn page_records(&mut self) -> Vec<PageRecord> {
+        self.page_records.take().unwrap_or_default()
     }
 
     /// Reads one record header and what it carries (page bytes are only located).
@@ -225,9 +263,10 @@ impl<'a> RamParser<'a> {
             }
             FLAG_COMPRESS_PAGE => {
                 let block = self.block_for(r, flags, at, current)?;
+                let at = r.offset();
                 let len = r.be32("compressed page length")?;
                 r.bytes(u64::from(len), "compressed page")?;
-                Record::Compressed { block, addr }
+                Record::Compressed { block, addr, at }
             }
             FLAG_MULTIFD_FLUSH => Record::MultifdFlush,
             FLAG_HOOK => {
@@ -264,6 +303,16 @@ impl<'a> RamParser<'a> {
             let mut current = self.current;
             let record = self.record(r, &mut current)?;
             self.current = current;
+            if let (Some(records), Some((block, payload))) =
+                (self.page_records.as_mut(), record.contents())
+            {
+                records.push(PageRecord {
+                    header: at,
+                    payload,
+                    end: r.offset(),
+                    block,
+                });
+            }
             match record {
                 Record::Eos => return Ok(()),
                 Record::BlockList(total) => self.read_block_list(r, total, tick)?,
@@ -279,7 +328,7 @@ impl<'a> RamParser<'a> {
                     let page = self.page_at(bytes_at).unwrap_or_default();
                     self.store(block, addr, digest(page), bytes_at, at)?;
                 }
-                Record::Compressed { block, addr } => {
+                Record::Compressed { block, addr, .. } => {
                     self.store(block, addr, UNKNOWN, LOC_NONE, at)?;
                     self.note_unknown(block, at, "a compressed page (compress capability)");
                 }
@@ -390,7 +439,7 @@ impl<'a> RamParser<'a> {
                     }
                     Record::Zero { block, addr } => (block, addr, LOC_ZERO),
                     Record::Page { block, addr, at } => (block, addr, at),
-                    Record::Compressed { block, addr } | Record::Xbzrle { block, addr, .. } => {
+                    Record::Compressed { block, addr, .. } | Record::Xbzrle { block, addr, .. } => {
                         (block, addr, LOC_NONE)
                     }
                     Record::MultifdFlush => continue,

@@ -17,7 +17,7 @@ use crate::budget::Budget;
 use crate::decode::Decoder;
 use crate::error::{ErrorKind, ParseError, SectionRef};
 use crate::iterative;
-use crate::ram::{RamOptions, RamParser};
+use crate::ram::{PageRecord, RamOptions, RamParser};
 use crate::reader::Reader;
 use crate::tree::{Command, Device, Dump, Node, StreamInfo, Struct, Value, Warning};
 use crate::vmdesc::{self, DeviceDesc, Schema};
@@ -70,6 +70,23 @@ pub fn decode_with_progress(
     desc: Option<&Schema>,
     progress: &mut dyn FnMut(u64),
 ) -> Result<Dump, ParseError> {
+    walk(data, desc, progress, false).map(|(dump, _)| dump)
+}
+
+/// [`decode`], also returning where every RAM page with contents sits in `data`.
+pub fn decode_with_page_records(
+    data: &[u8],
+    desc: Option<&Schema>,
+) -> Result<(Dump, Vec<PageRecord>), ParseError> {
+    walk(data, desc, &mut |_| {}, true)
+}
+
+fn walk(
+    data: &[u8],
+    desc: Option<&Schema>,
+    progress: &mut dyn FnMut(u64),
+    record_pages: bool,
+) -> Result<(Dump, Vec<PageRecord>), ParseError> {
     let trailer = vmdesc::locate(data)?;
     let (stream_end, own) = match trailer {
         Some(t) => {
@@ -112,6 +129,7 @@ pub fn decode_with_progress(
         },
         footers_seen: None,
         ram: None,
+        record_pages,
         ram_key: None,
         others: Vec::new(),
         iterative: HashMap::new(),
@@ -123,12 +141,14 @@ pub fn decode_with_progress(
         },
     };
     walker.walk()?;
+    let mut page_records = Vec::new();
     for other in std::mem::take(&mut walker.others) {
         let mut device = other.device;
         device.body = other.state.finish(&device.idstr);
         walker.dump.devices.push(device);
     }
-    if let Some(ram) = walker.ram.take() {
+    if let Some(mut ram) = walker.ram.take() {
+        page_records = ram.page_records();
         let (blocks, warnings) = ram.finish();
         walker.dump.ram = blocks;
         let section = walker.ram_key.take();
@@ -137,7 +157,7 @@ pub fn decode_with_progress(
             walker.dump.warnings.push(w);
         }
     }
-    Ok(walker.dump)
+    Ok((walker.dump, page_records))
 }
 
 struct Walker<'a, 's> {
@@ -148,6 +168,8 @@ struct Walker<'a, 's> {
     /// Footer mode, settled by the first section: Some(true) once a footer was seen.
     footers_seen: Option<bool>,
     ram: Option<RamParser<'a>>,
+    /// Keep the RAM parser's page records (for rewriting the stream).
+    record_pages: bool,
     /// The RAM section's name and instance, for the warnings its pages leave.
     ram_key: Option<SectionRef>,
     /// The other iterative sections, in stream order: each becomes a device of the tree.
@@ -432,7 +454,11 @@ impl<'a, 's> Walker<'a, 's> {
                 mapped_ram: self.dump.capabilities.iter().any(|c| c == "mapped-ram"),
             };
             let at = self.r.offset();
-            let parser = RamParser::new(opts, self.stream).map_err(|e| e.at(at).in_section(key))?;
+            let mut parser =
+                RamParser::new(opts, self.stream).map_err(|e| e.at(at).in_section(key))?;
+            if self.record_pages {
+                parser.record_pages();
+            }
             self.ram = Some(parser);
             self.ram_key = Some(key.clone());
         }

@@ -15,6 +15,7 @@ use crate::error::SectionRef;
 
 /// Everything migdiff decodes from one migration stream.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Dump {
     /// Machine type from the configuration section (`pc-i440fx-10.0`), if the stream has one.
     pub machine: Option<String>,
@@ -40,6 +41,7 @@ pub struct Dump {
 
 /// What a `-dump-vmstate` file records beyond a vmdesc, and what it lacks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct ClassFile {
     /// Whether fields carry their array lengths (`num`, QEMU >= 8.1): a field node's
     /// `len` is then per element, its value the element count.
@@ -47,6 +49,7 @@ pub struct ClassFile {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct StreamInfo {
     pub size: u64,
     /// Whether sections end with a 0x7e footer (all machine types since QEMU 2.4, except Xen).
@@ -94,6 +97,7 @@ pub struct Warning {
 
 /// One device section (FULL), e.g. `cpu` instance 1 or `0000:00:03.0/e1000` instance 0.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Device {
     pub idstr: String,
     pub instance_id: u32,
@@ -175,7 +179,7 @@ fn blank_node(node: &mut Node) {
 
 impl Struct {
     /// The node at `path` (`env.segs[1].flags`, `cpu/avx512/env.opmask_regs[2]`), following
-    /// the path rules of [`child_prefix`] and [`subsection_prefix`]. An element of a scalar
+    /// the path rules of `child_prefix` and `subsection_prefix`. An element of a scalar
     /// array is built for the answer.
     pub fn find(&self, path: &str) -> Option<Cow<'_, Node>> {
         self.find_under(path, "")
@@ -258,6 +262,7 @@ impl Value {
 /// `mac_reg`, ICH9's `chip_config`), a node each would cost 88 bytes an element, and the
 /// input then bounds the memory whatever count a description claims.
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Scalars {
     size: u8,
     signed: bool,
@@ -557,6 +562,7 @@ impl TryFrom<NodeFields> for Node {
 
 /// A vmsd's fields followed by the subsections that were sent.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct Struct {
     /// The vmsd name (`cpu`, `fpreg`, `cpu/avx512`); empty for old-style `save_state` blobs.
     pub vmsd_name: String,
@@ -577,6 +583,7 @@ pub struct Subsection {
 /// One field: its vmdesc name and type, where it was in the stream, and its value.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(try_from = "NodeFields")]
+#[non_exhaustive]
 pub struct Node {
     pub name: String,
     /// Shared with the description and every element of an array: no copy per element.
@@ -588,6 +595,7 @@ pub struct Node {
 }
 
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub enum Value {
     Bool(bool),
     /// An unsigned integer of `size` bytes (also timers, CPU_Double_U and float64 bit patterns).
@@ -617,6 +625,7 @@ pub enum Value {
 
 /// One RAM block of the "ram" section, with a digest per page instead of its contents.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[non_exhaustive]
 pub struct RamBlock {
     pub name: String,
     pub used_length: u64,
@@ -636,7 +645,7 @@ pub struct RamBlock {
 }
 
 impl RamBlock {
-    /// The digest of page `index` ([`NOT_SENT`] past the pages that were sent).
+    /// The digest of page `index` (`NOT_SENT` past the pages that were sent).
     pub fn digest(&self, index: usize) -> u64 {
         self.digests.get(index).copied().unwrap_or(NOT_SENT)
     }

@@ -198,6 +198,7 @@ impl<'a> Json<'a> {
 
 /// The typed description of a whole dump.
 #[derive(Debug, Clone, PartialEq)]
+#[non_exhaustive]
 pub struct Schema {
     /// `page_size`, when the description has it.
     pub page_size: Option<u64>,

@@ -6,6 +6,8 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use sha2::Digest;
+
 use common::{StreamBuilder, TIMER_FIELDS};
 
 fn testdata() -> PathBuf {
@@ -39,7 +41,7 @@ fn export_round_trips_against_its_own_dump() {
         assert_eq!(code, 0, "{stderr}");
         let (code, stdout, _) = run(&["--no-default-ignores", out.to_str().unwrap(), name]);
         assert_eq!((code, stdout.as_str()), (0, ""), "{name}");
-        let export: migdiff::export::Export =
+        let export: migdiff::Export =
             serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
         assert_eq!(export.source.path, name);
         assert_eq!(export.source.sha256.len(), 64);
@@ -109,8 +111,13 @@ fn export_holds_no_guest_memory() {
 fn markdown_report_names_both_inputs_and_holds_the_diff() {
     let (code, md, _) = run(&["report", "pc72-qemu72.mig", "pc72-qemu10.mig"]);
     assert_eq!(code, 1);
-    let sha =
-        |name: &str| migdiff::export::sha256_hex(&std::fs::read(testdata().join(name)).unwrap());
+    let sha = |name: &str| {
+        let digest = sha2::Sha256::digest(std::fs::read(testdata().join(name)).unwrap());
+        digest
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect::<String>()
+    };
     for needle in [
         "# migdiff report: `pc72-qemu72.mig` vs `pc72-qemu10.mig`",
         "**8 differences: 5 schema, 3 RAM; 3 ignored**",
@@ -129,6 +136,50 @@ fn markdown_report_names_both_inputs_and_holds_the_diff() {
     }
 }
 
+/// GitHub and GitLab refuse comments over 65,536 characters. e1000 in full (its 128 KB of
+/// registers) makes a 1.7 MB report: the report is trimmed to fit, keeps what matters most
+/// (the RAM hunk), names what it left out, and the full diff is written beside it.
+#[test]
+fn markdown_report_fits_a_comment_and_puts_the_full_diff_beside_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("r.md");
+    let pair = ["pc10-stopped.mig", "pc10-e1000.mig"];
+    let args = [
+        &["report", "--full", "-o", out.to_str().unwrap()][..],
+        &pair,
+    ]
+    .concat();
+    let (code, _, stderr) = run(&args);
+    assert_eq!(code, 1, "{stderr}");
+    let md = std::fs::read_to_string(&out).unwrap();
+    assert!(
+        md.chars().count() <= 65_536,
+        "{} characters",
+        md.chars().count()
+    );
+    assert!(md.contains(
+        "> Trimmed to fit a 65536-character comment: left out 1 hunk \
+         (of `0000:00:02.0/e1000 (0)`). The full diff is in `r.full.diff`, beside this report."
+    ));
+    assert!(md.contains("\n@@ -5,11 +5,12 @@ [ram]\n"), "{md}");
+    assert!(!md.contains("mac_reg"));
+    // The file beside it is what the diff command prints: every note and hunk.
+    let full = std::fs::read_to_string(dir.path().join("r.full.diff")).unwrap();
+    let (_, diff, _) = run(&[&["--full"][..], &pair].concat());
+    assert!(full.len() > 1_000_000 && full.contains("mac_reg"));
+    assert_eq!(full, diff);
+    // A report that fits is whole, with nothing beside it.
+    let fits = dir.path().join("fits.md");
+    let (code, _, _) = run(&[&["report", "-o", fits.to_str().unwrap()][..], &pair].concat());
+    assert_eq!(code, 1);
+    let md = std::fs::read_to_string(&fits).unwrap();
+    assert!(
+        !md.contains("Trimmed")
+            && md.contains("(198822 bytes in the stream, 33232 fields; --full lists them)")
+    );
+    assert!(!dir.path().join("fits.full.diff").exists());
+}
+
 #[test]
 fn html_report_is_one_self_contained_file() {
     let dir = tempfile::tempdir().unwrap();
@@ -144,18 +195,33 @@ fn html_report_is_one_self_contained_file() {
     assert_eq!(code, 1);
     let html = std::fs::read_to_string(out).unwrap();
     assert!(html.starts_with("<!DOCTYPE html>") && html.trim_end().ends_with("</html>"));
-    // No external assets: no scripts, stylesheets or images fetched from anywhere.
-    for banned in ["<script", "<link", "<img", "src=", "http://", "https://"] {
+    // No external assets: nothing fetched from anywhere; one inline script.
+    for banned in ["<link", "<img", "src=", "http://", "https://"] {
         assert!(!html.contains(banned), "{banned}");
     }
-    assert!(html.contains("<details open><summary>[cpu (0)] version 12</summary>"));
+    assert_eq!(html.matches("<script>").count(), 1);
+    // A section per device, open when values changed, linked from the table.
     assert!(html.contains(
-        "<span class=\"ins\">+  env.eflags = 0x0000000000000246  # rflags: PF|ZF|IF</span>"
+        "<details class=\"dev\" id=\"d-cpu--0-\" data-device=\"cpu (0)\" open>\
+         <summary>[cpu (0)] version 12 <span class=\"muted\">"
+    ));
+    assert!(html.contains("<a href=\"#d-cpu--0-\">cpu (0)</a>"));
+    // The changed words of a changed line are marked.
+    assert!(html.contains(
+        "<span class=\"ins\">+  env.eflags = <mark>0x0000000000000246</mark>  # rflags: \
+         <mark>PF|ZF|IF</mark></span>"
     ));
     assert_eq!(
         html.matches("<details").count(),
         html.matches("</details>").count()
     );
+    // A device on one side only is collapsed, and its summary says what it holds.
+    let (_, html, _) = run(&["report", "--html", "pc10-stopped.mig", "pc10-smp2.mig"]);
+    assert!(html.contains(
+        "<details class=\"dev\" id=\"d-cpu--1-\" data-device=\"cpu (1)\"><summary>\
+         [cpu (1)] version 12 <span class=\"ins\">only in new</span> \
+         (1873 bytes in the stream, 265 fields; --full lists them)"
+    ));
 }
 
 #[test]

@@ -210,3 +210,20 @@ fn json_verdict() {
     assert_eq!(verdict["reasons"][0]["severity"], "refused");
     assert_eq!(verdict["reasons"][0]["subject"], "cpu_common (1)");
 }
+
+/// QEMU refuses `-cpu max` (328 system registers) into `-cpu cortex-a57` (274) with "Invalid
+/// value 328 expecting positive value <= 274" (checked with real `-incoming` loads of these
+/// booted guests): cpreg_vmstate_array_len is an `int32 le`, bounded by the destination's.
+/// The other way passes that bound; QEMU then refuses in the CPU's post_load, over register
+/// ids migdiff does not replay: not decided, never "loads".
+#[test]
+fn more_arm_system_registers_than_the_destination_has_are_refused() {
+    let (code, out) = check("guest-aarch64-max.mig.zst", "guest-aarch64-a57.mig.zst");
+    assert_eq!(code, 1, "{out}");
+    assert!(
+        out.contains("refused   cpu (0): Invalid value 328 expecting positive value <= 274"),
+        "{out}"
+    );
+    let (code, out) = check("guest-aarch64-a57.mig.zst", "guest-aarch64-max.mig.zst");
+    assert_eq!(code, 3, "{out}");
+}

@@ -194,9 +194,9 @@ fn show_prints_the_tree_and_json_round_trips() {
     assert_eq!(code, 0);
     insta::assert_snapshot!(text);
     let (_, json, _) = run(&["show", "--format", "json", "pc72-qemu72.mig"]);
-    let export: migdiff::export::Export = serde_json::from_str(&json).unwrap();
+    let export: migdiff::Export = serde_json::from_str(&json).unwrap();
     let data = std::fs::read(fixture("pc72-qemu72.mig")).unwrap();
-    assert_eq!(export.dump, migdiff::stream::decode(&data, None).unwrap());
+    assert_eq!(export.dump, migdiff::decode(&data, None).unwrap());
 }
 
 #[test]
@@ -255,7 +255,9 @@ fn cpu_model_changes_cpuid_dependent_state() {
     // EDX at reset holds the CPUID signature: qemu64 versus max.
     assert!(
         text.contains(
-            "value   cpu (0)/env.regs[2]: 0x0000000000060fb1 -> 0x0000000000000663  (rdx)"
+            "value   cpu (0)/env.regs[2]: 0x0000000000060fb1 -> 0x0000000000000663  (edx at \
+             reset is the CPU signature: family 15 model 107 stepping 1 -> family 6 model 6 \
+             stepping 3: the CPU models differ (CPUID itself is not in the stream))"
         ),
         "{text}"
     );
@@ -349,6 +351,59 @@ hpet (0)/num_timers_save = 1 -> 2    # pinned to values it does not have
         );
     }
 
+    /// A device on one side only is its header and a summary line, unless `--full`: every
+    /// one of its lines would be a difference (virtio-net's 46 KB blob was 2,800 rows).
+    #[test]
+    fn one_sided_devices_are_summarized_unless_full() {
+        let pair = ["pc10-stopped.mig", "pc10-virtio-net.mig"];
+        insta::assert_snapshot!(snapshot_of(&pair));
+        let (code, full, _) = run(&[&["--full"][..], &pair].concat());
+        assert_eq!(code, 1);
+        assert!(
+            full.contains("+[0000:00:02.0/virtio-net (0)] version 11\n+  virtio = 46143 bytes\n")
+        );
+        // Its zero rows are runs, one line each.
+        assert!(full.lines().count() < 100, "{full}");
+    }
+
+    /// `patch` (diffy's) applied to `old`: the hunks of migdiff's output, from `--- `.
+    fn patched(diff: &str, old: &str) -> String {
+        let hunks = &diff[diff.find("\n--- ").expect("a unified diff") + 1..];
+        let patch = diffy::Patch::from_str(hunks).expect("a valid unified diff");
+        diffy::apply(old, &patch).expect("the hunks apply")
+    }
+
+    /// With nothing set aside (no ignores, devices in full), the diff is a unified diff of
+    /// the two `show` texts: applied to one, it gives the other.
+    #[test]
+    fn the_diff_patches_one_show_text_into_the_other() {
+        for (old, new) in [
+            ("pc72-qemu72.mig", "pc72-qemu10.mig"),
+            ("pc10-stopped.mig", "pc10-running.mig"),
+            ("pc10-stopped.mig", "pc10-virtio-net.mig"),
+            ("q35-10.mig", "pc10-stopped.mig"),
+        ] {
+            let (code, diff, _) = run(&["--no-default-ignores", "--full", old, new]);
+            assert_eq!(code, 1);
+            let (_, old_text, _) = run(&["show", old]);
+            let (_, new_text, _) = run(&["show", new]);
+            assert!(patched(&diff, &old_text) == new_text, "{old} -> {new}");
+        }
+    }
+
+    /// Under ignores, masked bytes show as `..` (CMOS clock bytes here, in a context line);
+    /// that the hunks still patch one filtered document into the other is a unit test of
+    /// render::unified.
+    #[test]
+    fn under_default_ignores_masked_bytes_show_as_dots() {
+        let (code, diff, _) = run(&["pc10-stopped.mig", "pc10-smp2.mig"]);
+        assert_eq!(code, 1);
+        assert!(
+            diff.contains("\n   cmos_data +0x0030: 00 7c .. 00"),
+            "{diff}"
+        );
+    }
+
     #[test]
     fn check_json() {
         insta::assert_snapshot!(snapshot_of(&[
@@ -374,7 +429,14 @@ fn a_closed_pipe_is_not_trouble() {
         &["export", "q35-10-busy.mig"][..],
         &["show", "--format", "json", "q35-10-busy.mig"],
         &["show", "q35-10-busy.mig"],
-        &["report", "pc10-stopped.mig", "q35-10-busy.mig"],
+        // Markdown fits a comment, smaller than a pipe's buffer: HTML in full does not.
+        &[
+            "report",
+            "--html",
+            "--full",
+            "pc10-stopped.mig",
+            "q35-10-busy.mig",
+        ],
     ] {
         let mut child = Command::new(env!("CARGO_BIN_EXE_migdiff"))
             .args(args)
@@ -393,4 +455,149 @@ fn a_closed_pipe_is_not_trouble() {
             String::from_utf8_lossy(&out.stderr)
         );
     }
+}
+
+/// The subcommands `migdiff --help` lists (help aside).
+fn subcommands() -> Vec<String> {
+    let (_, help, _) = run(&["--help"]);
+    let names: Vec<String> = help
+        .lines()
+        .skip_while(|l| *l != "Commands:")
+        .skip(1)
+        .take_while(|l| !l.is_empty())
+        .filter_map(|l| l.strip_prefix("  ")?.split_whitespace().next())
+        .filter(|name| *name != "help")
+        .map(str::to_string)
+        .collect();
+    assert!(names.len() >= 6, "{names:?}");
+    names
+}
+
+#[test]
+fn completions_and_man_page_cover_every_subcommand() {
+    let commands = subcommands();
+    for shell in ["bash", "zsh", "fish", "elvish", "powershell"] {
+        let (code, script, stderr) = run(&["completions", shell]);
+        assert_eq!((code, stderr.as_str()), (0, ""), "{shell}");
+        for command in &commands {
+            assert!(script.contains(command.as_str()), "{shell}: no {command}");
+        }
+    }
+    let (code, page, _) = run(&["man"]);
+    assert_eq!(code, 0);
+    assert!(page.contains(".TH migdiff 1"), "not roff: {page}");
+    for command in &commands {
+        assert!(page.contains(command.as_str()), "man page: no {command}");
+    }
+    assert!(page.contains("\\-\\-quiet"), "man page: no --quiet");
+}
+
+#[test]
+fn a_misspelt_subcommand_is_named_not_read() {
+    for (typed, meant) in [("shwo", "show"), ("exprot", "export"), ("chekc", "check")] {
+        let (code, stdout, stderr) = run(&[typed, "pc10-stopped.mig"]);
+        assert_eq!(code, 2);
+        assert_eq!(stdout, "");
+        assert_eq!(
+            stderr,
+            format!("migdiff: error: no file '{typed}'; did you mean `migdiff {meant}`?\n")
+        );
+    }
+    // A file of that name is a file.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::copy(fixture("pc10-stopped.mig"), dir.path().join("shwo")).unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+        .args(["shwo", "shwo"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{out:?}");
+}
+
+/// `-o -` is standard output for every command that takes `-o`, never a file named `-`.
+#[test]
+fn dash_output_is_stdout() {
+    let dir = tempfile::tempdir().unwrap();
+    let stopped = fixture("pc10-stopped.mig");
+    let smp2 = fixture("pc10-smp2.mig");
+    let (stopped, smp2) = (stopped.to_str().unwrap(), smp2.to_str().unwrap());
+    for args in [
+        &["export", stopped, "-o", "-"][..],
+        &["report", stopped, smp2, "-o", "-"],
+        &["report", "--html", stopped, smp2, "--output", "-"],
+    ] {
+        let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
+            .args(args)
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        assert!(out.stdout.len() > 1000, "{args:?}: {out:?}");
+        assert!(
+            !dir.path().join("-").exists(),
+            "{args:?} wrote a file named -"
+        );
+    }
+}
+
+/// Exports (and `show --format json`, the same layout) are indented by default and one
+/// line with `--compact`; both read back as the same dump.
+#[test]
+fn json_is_indented_unless_compact() {
+    for command in [&["export"][..], &["show", "--format", "json"]] {
+        let with = |extra: &[&str]| {
+            let args: Vec<&str> = [command, extra, &["pc10-e1000.mig"]].concat();
+            let (code, json, stderr) = run(&args);
+            assert_eq!((code, stderr.as_str()), (0, ""), "{args:?}");
+            json
+        };
+        let (indented, compact) = (with(&[]), with(&["--compact"]));
+        assert_eq!(compact.lines().count(), 1);
+        assert!(indented.lines().count() > 1000);
+        assert!(indented.contains("\n  \"dump\": {\n"));
+        let read = |text: &str| migdiff::read_export(text.as_bytes()).unwrap().dump;
+        assert_eq!(read(&indented), read(&compact));
+    }
+}
+
+/// `--quiet`: nothing on stderr but errors; the diff and `check` answer by exit status
+/// alone, as `cmp -s` does; the commands whose output is the point still write it.
+#[test]
+fn quiet_says_nothing_but_the_exit_status() {
+    // A gzip input and a running guest's dump both add notes to stderr without --quiet.
+    let (code, _, stderr) = run(&["pc10-stopped.mig.gz", "pc10-smp2.mig"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("migdiff: note:"), "{stderr}");
+    for args in [
+        &["--quiet", "pc10-stopped.mig.gz", "pc10-smp2.mig"][..],
+        &[
+            "pc10-stopped.mig.gz",
+            "pc10-smp2.mig",
+            "-q",
+            "--format",
+            "json",
+        ],
+        &[
+            "check",
+            "-q",
+            "pc10-smp2.mig",
+            "--against",
+            "pc10-stopped.mig.gz",
+        ],
+    ] {
+        assert_eq!(run(args), (1, String::new(), String::new()), "{args:?}");
+    }
+    assert_eq!(
+        run(&["-q", "pc10-stopped.mig", "pc10-stopped.mig.gz"]),
+        (0, String::new(), String::new())
+    );
+    let (code, stdout, stderr) = run(&["show", "-q", "pc10-stopped.mig.gz"]);
+    assert_eq!((code, stderr.as_str()), (0, ""));
+    assert!(stdout.starts_with("[stream]\n"), "{stdout}");
+    // Trouble is still explained.
+    let (code, stdout, stderr) = run(&["-q", "no-such.mig", "pc10-stopped.mig"]);
+    assert_eq!((code, stdout.as_str()), (2, ""));
+    assert!(
+        stderr.starts_with("migdiff: error: reading no-such.mig"),
+        "{stderr}"
+    );
 }

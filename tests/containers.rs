@@ -7,8 +7,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{StreamBuilder, TIMER_FIELDS};
-use migdiff::input::{Container, Input};
-use migdiff::{stream, ErrorKind};
+use migdiff::ErrorKind;
+use migdiff::{Container, Input};
 
 fn fixture(name: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -18,7 +18,7 @@ fn fixture(name: &str) -> PathBuf {
 
 fn decode_file(path: &Path) -> (migdiff::Dump, Container) {
     let input = Input::open(path).unwrap();
-    let dump = stream::decode(input.stream(), None).unwrap();
+    let dump = migdiff::decode(input.stream(), None).unwrap();
     (dump, input.container)
 }
 
@@ -92,7 +92,7 @@ fn zero_ram_guest_at_zstd_best_ratio_stays_within_budget() {
         .device("timer", 0, TIMER_FIELDS, &[0; 24])
         .finish();
     let dir = tempfile::tempdir().unwrap();
-    let budget = migdiff::input::Budget::default();
+    let budget = migdiff::Budget::default();
     for (name, compressed) in [
         ("zero.mig.zst", zstd::bulk::compress(&data, 17).unwrap()),
         ("zero.mig.gz", {
@@ -165,7 +165,7 @@ fn standard_input_as_dash() {
 #[test]
 fn suppressed_vmdesc_is_named_and_desc_from_another_dump_fixes_it() {
     let data = std::fs::read(fixture("pc10-suppress-vmdesc.mig")).unwrap();
-    let err = stream::decode(&data, None).unwrap_err();
+    let err = migdiff::decode(&data, None).unwrap_err();
     assert_eq!(err.kind, ErrorKind::NoVmdesc);
     // RAM decodes without a description; the first device section is where it is needed.
     assert_eq!(
@@ -173,8 +173,8 @@ fn suppressed_vmdesc_is_named_and_desc_from_another_dump_fixes_it() {
         Some("timer")
     );
     assert!(err.offset > 0x40000);
-    let schema = stream::schema_of(&std::fs::read(fixture("pc10-stopped.mig")).unwrap()).unwrap();
-    let dump = stream::decode(&data, Some(&schema)).unwrap();
+    let schema = migdiff::schema_of(&std::fs::read(fixture("pc10-stopped.mig")).unwrap()).unwrap();
+    let dump = migdiff::decode(&data, Some(&schema)).unwrap();
     assert_eq!(dump.devices.len(), 30);
 
     let out = Command::new(env!("CARGO_BIN_EXE_migdiff"))
@@ -204,7 +204,7 @@ fn iterative_sections_migdiff_does_not_read_are_refused_by_name() {
         .raw(&[0x01, 0, 0, 0, 9, 5])
         .raw(b"block")
         .raw(&[0, 0, 0, 0, 0, 0, 0, 1, 0x01]);
-    let err = stream::decode(&b.finish(), None).unwrap_err();
+    let err = migdiff::decode(&b.finish(), None).unwrap_err();
     assert_eq!(err.kind, ErrorKind::UnsupportedSection);
     assert_eq!(err.offset, at);
     assert_eq!(err.section.as_ref().unwrap().idstr, "block");
@@ -218,7 +218,7 @@ fn iterative_sections_migdiff_does_not_read_are_refused_by_name() {
         .raw(&[0x01, 0, 0, 0, 9, 10])
         .raw(b"spapr/htab")
         .raw(&[0, 0, 0, 0, 0, 0, 0, 2]);
-    let err = stream::decode(&b.finish(), None).unwrap_err();
+    let err = migdiff::decode(&b.finish(), None).unwrap_err();
     assert!(
         err.to_string()
             .contains("spapr/htab section version 2, expected 1"),
@@ -237,7 +237,7 @@ fn mapped_ram_without_its_block_header_is_refused_clearly() {
         .raw(&[0, 0, 0, 1, 0, 0, 0, 1, 10])
         .raw(b"mapped-ram");
     let data = b.ram("pc.ram", 1).finish();
-    let err = stream::decode(&data, None).unwrap_err();
+    let err = migdiff::decode(&data, None).unwrap_err();
     assert!(
         matches!(err.kind, ErrorKind::Unsupported(ref m) if m.contains("mapped-ram")),
         "{err}"

@@ -4,7 +4,7 @@
 mod common;
 
 use common::{StreamBuilder, TIMER_FIELDS};
-use migdiff::{stream, ErrorKind, ParseError};
+use migdiff::{ErrorKind, ParseError};
 
 fn good() -> StreamBuilder {
     StreamBuilder::new("pc-i440fx-10.0")
@@ -13,7 +13,7 @@ fn good() -> StreamBuilder {
 }
 
 fn decode_err(data: &[u8]) -> ParseError {
-    stream::decode(data, None).expect_err("stream should be rejected")
+    migdiff::decode(data, None).expect_err("stream should be rejected")
 }
 
 fn section_of(err: &ParseError) -> Option<(&str, u32)> {
@@ -24,7 +24,7 @@ fn section_of(err: &ParseError) -> Option<(&str, u32)> {
 
 #[test]
 fn synthetic_stream_decodes() {
-    let dump = stream::decode(&good().finish(), None).unwrap();
+    let dump = migdiff::decode(&good().finish(), None).unwrap();
     assert_eq!(dump.machine.as_deref(), Some("pc-i440fx-10.0"));
     assert_eq!(dump.ram[0].zero_pages, 4);
     assert_eq!(dump.devices[0].idstr, "timer");
@@ -94,8 +94,8 @@ fn no_vmdesc_says_so_at_the_first_device() {
     assert_eq!(section_of(&err), Some(("timer", 0)));
     assert!(err.to_string().contains("--desc"));
     // With the description from elsewhere, it decodes.
-    let schema = stream::schema_of(&good().finish()).unwrap();
-    let dump = stream::decode(&data, Some(&schema)).unwrap();
+    let schema = migdiff::schema_of(&good().finish()).unwrap();
+    let dump = migdiff::decode(&data, Some(&schema)).unwrap();
     assert_eq!(dump.devices.len(), 1);
 }
 
@@ -150,7 +150,7 @@ fn footer_with_another_sections_id() {
 #[test]
 fn unknown_command_is_skipped_with_a_warning() {
     let data = good().raw(&[0x08, 0, 42, 0, 3, 1, 2, 3]).finish();
-    let dump = stream::decode(&data, None).unwrap();
+    let dump = migdiff::decode(&data, None).unwrap();
     assert_eq!(dump.stream.commands[0].name, "UNKNOWN(42)");
     assert!(dump.warnings[0]
         .message
@@ -164,7 +164,7 @@ fn stream_without_footers_decodes_with_a_warning() {
         .ram("pc.ram", 2)
         .device("timer", 0, TIMER_FIELDS, &[0x11; 24])
         .finish();
-    let dump = stream::decode(&data, None).unwrap();
+    let dump = migdiff::decode(&data, None).unwrap();
     assert!(!dump.stream.footers);
     assert_eq!(dump.devices.len(), 1);
     assert!(dump.warnings[0].message.contains("no section footers"));
@@ -181,7 +181,7 @@ fn long_idstr_of_255_bytes() {
             &[7],
         )
         .finish();
-    let dump = stream::decode(&data, None).unwrap();
+    let dump = migdiff::decode(&data, None).unwrap();
     assert_eq!(dump.devices[0].idstr.len(), 255);
 }
 
@@ -197,7 +197,7 @@ fn oracle_signedness_differs_from_qemu_for_equal_types() {
             &[0xff],
         )
         .finish();
-    let dump = stream::decode(&data, None).unwrap();
+    let dump = migdiff::decode(&data, None).unwrap();
     assert_eq!(
         dump.devices[0].body.fields[0].value,
         migdiff::Value::Uint {

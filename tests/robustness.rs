@@ -7,10 +7,7 @@
 
 mod common;
 
-use migdiff::check::{check as replay, Destination};
-use migdiff::compare::{compare, Config};
-use migdiff::render::document::{document, View};
-use migdiff::{stream, Dump};
+use migdiff::{check as replay, compare, write_tree, Config, Destination, Dump};
 
 const FIXTURES: &[&str] = &[
     "pc10-stopped.mig",
@@ -42,27 +39,24 @@ impl Rng {
     }
 }
 
+/// The destination that made `dump`.
+fn made_by(dump: &Dump) -> Destination<'_> {
+    let mut destination = Destination::default();
+    destination.dump = Some(dump);
+    destination
+}
+
 /// Decodes `data`; checks the error's offset; exercises diff and render on success.
 fn check(label: &str, data: &[u8], original: &Dump) {
-    match stream::decode(data, None) {
+    match migdiff::decode(data, None) {
         Ok(dump) => {
             let cmp = compare(original, &dump, &Config::default());
-            let _ = document(&dump, View::all());
+            write_tree(&mut std::io::sink(), &dump).unwrap();
             assert!(cmp.findings.len() < 1_000_000, "{label}");
             // The loader replay walks the damaged dump against the intact one both ways.
-            let dst = Destination {
-                dump: Some(original),
-                classes: None,
-            };
-            let verdict = replay(&dump, dst);
+            let verdict = replay(&dump, made_by(original));
             assert_eq!(verdict.loads, verdict.reasons.is_empty(), "{label}");
-            let _ = replay(
-                original,
-                Destination {
-                    dump: Some(&dump),
-                    classes: None,
-                },
-            );
+            let _ = replay(original, made_by(&dump));
         }
         Err(err) => {
             assert!(
@@ -99,11 +93,11 @@ fn cut_points(data: &[u8], dump: &Dump, spread: usize) -> Vec<usize> {
 fn truncated_anywhere_is_an_error_never_a_panic() {
     for name in FIXTURES {
         let data = load(name);
-        let original = stream::decode(&data, None).unwrap();
+        let original = migdiff::decode(&data, None).unwrap();
         for cut in cut_points(&data, &original, 300) {
             let cut_data = &data[..cut];
             // A truncated file has lost its vmdesc: it must be an error.
-            match stream::decode(cut_data, None) {
+            match migdiff::decode(cut_data, None) {
                 Ok(_) => panic!("{name} cut at {cut} decoded"),
                 Err(err) => assert!(err.offset <= cut as u64, "{name} cut at {cut}: {err}"),
             }
@@ -116,7 +110,7 @@ fn stream_cut_short_before_its_own_vmdesc_is_an_error_at_the_cut() {
     // Cut the device data but keep the trailer: the description no longer fits the bytes.
     for name in FIXTURES {
         let data = load(name);
-        let original = stream::decode(&data, None).unwrap();
+        let original = migdiff::decode(&data, None).unwrap();
         let marker = data.iter().rposition(|&b| b == 0x06).unwrap();
         let trailer = &data[marker..];
         for cut in cut_points(&data[..marker], &original, 200)
@@ -125,7 +119,7 @@ fn stream_cut_short_before_its_own_vmdesc_is_an_error_at_the_cut() {
         {
             let mut spliced = data[..cut].to_vec();
             spliced.extend_from_slice(trailer);
-            let err = stream::decode(&spliced, None).expect_err("the EOF byte is gone");
+            let err = migdiff::decode(&spliced, None).expect_err("the EOF byte is gone");
             assert!(err.offset <= cut as u64, "{name} spliced at {cut}: {err}");
         }
     }
@@ -139,7 +133,7 @@ fn flipped_bytes_decode_or_fail_cleanly() {
         .unwrap_or(400);
     for (seed, name) in FIXTURES.iter().enumerate() {
         let data = load(name);
-        let original = stream::decode(&data, None).unwrap();
+        let original = migdiff::decode(&data, None).unwrap();
         let mut rng = Rng(0x9e37_79b9_7f4a_7c15 ^ seed as u64);
         for case in 0..cases {
             let mut damaged = data.clone();
@@ -167,7 +161,10 @@ mod budgets {
     use std::process::{Command, Output};
     use std::time::{Duration, Instant};
 
-    use migdiff::input::{Budget, Input, TEXT_LIMIT};
+    use migdiff::{Budget, Input};
+
+    /// The most an ignore or allow file may hold (`TEXT_LIMIT` in src/input.rs).
+    const TEXT_LIMIT: u64 = 4 << 20;
 
     /// Whatever is refused here is refused within this long (each case takes well under a
     /// second on a quiet machine; copying 10 GiB would take a minute).
@@ -397,7 +394,7 @@ mod budgets {
         );
         let ten_thousand: String = text
             .lines()
-            .take(10_000 - migdiff::filter::DEFAULT_IGNORES.len())
+            .take(10_000 - migdiff::DEFAULT_IGNORES.len())
             .map(|l| format!("{l}\n"))
             .collect();
         let out = run(&ten_thousand);
@@ -434,10 +431,8 @@ mod budgets {
     fn endless_fifo_stops_at_the_budget() {
         let dir = tempfile::tempdir().unwrap();
         let (path, writer) = endless_fifo(dir.path(), b"QEVM\0\0\0\x03");
-        let budget = Budget {
-            pipe: 8 << 20,
-            ..Budget::default()
-        };
+        let mut budget = Budget::default();
+        budget.pipe = 8 << 20;
         let started = Instant::now();
         let err = Input::open_with(&path, &budget)
             .err()
@@ -481,7 +476,7 @@ mod budgets {
 /// naming the offset and the budget, quickly, never an abort.
 mod decode_budgets {
     use super::common::StreamBuilder;
-    use migdiff::{stream, ErrorKind};
+    use migdiff::ErrorKind;
 
     /// Arrays of structs that take no bytes, nested: each array alone stays under the
     /// per-array bound (65,536), together they would be 65,536^depth nodes.
@@ -500,7 +495,7 @@ mod decode_budgets {
         let data = StreamBuilder::new("pc-i440fx-10.0")
             .device("nest", 0, &nested_empty_arrays(2), &[])
             .finish();
-        let err = stream::decode(&data, None).expect_err("4 * 10^14 nodes");
+        let err = migdiff::decode(&data, None).expect_err("4 * 10^14 nodes");
         assert!(
             matches!(err.kind, ErrorKind::OverBudget { what: "nodes", .. }),
             "{err}"
@@ -519,7 +514,7 @@ mod decode_budgets {
             builder = builder.device(&format!("nest{i}"), 0, &nested_empty_arrays(0), &[]);
         }
         let data = builder.finish();
-        let err = stream::decode(&data, None).expect_err("40 * 65,536 nodes from a few KB");
+        let err = migdiff::decode(&data, None).expect_err("40 * 65,536 nodes from a few KB");
         assert!(matches!(err.kind, ErrorKind::OverBudget { .. }), "{err}");
     }
 
@@ -546,7 +541,7 @@ mod decode_budgets {
             block("b"),
             block("c")
         );
-        let err = migdiff::export::read(export.as_bytes())
+        let err = migdiff::read_export(export.as_bytes())
             .expect_err("3 * 2^25 pages, each block alone within the budget");
         let text = err.to_string();
         assert!(
@@ -557,9 +552,8 @@ mod decode_budgets {
 
     #[test]
     fn an_export_of_an_unknown_layout_version_is_refused() {
-        let err =
-            migdiff::export::read(br#"{"migdiff_export": 7, "migdiff": "9.0.0", "dump": {}}"#)
-                .expect_err("layout 7");
+        let err = migdiff::read_export(br#"{"migdiff_export": 7, "migdiff": "9.0.0", "dump": {}}"#)
+            .expect_err("layout 7");
         assert_eq!(
             err.to_string(),
             format!(

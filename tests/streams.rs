@@ -8,10 +8,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use common::StreamBuilder;
-use migdiff::compare::{compare, Config};
-use migdiff::diff::ChangeKind;
-use migdiff::filter::Filter;
-use migdiff::tree::{RamBlock, UNKNOWN};
+use migdiff::{compare, ChangeKind, Config, Filter, RamBlock, UNKNOWN};
 use migdiff::{Dump, Value};
 
 fn fixture(name: &str) -> PathBuf {
@@ -22,14 +19,14 @@ fn fixture(name: &str) -> PathBuf {
 
 /// The stream of a fixture, decompressed when it is committed compressed.
 fn stream(name: &str) -> Vec<u8> {
-    migdiff::input::Input::open(&fixture(name))
+    migdiff::Input::open(&fixture(name))
         .unwrap()
         .stream()
         .to_vec()
 }
 
 fn decode(name: &str) -> Dump {
-    migdiff::stream::decode(&stream(name), None).unwrap_or_else(|e| panic!("{name}: {e}"))
+    migdiff::decode(&stream(name), None).unwrap_or_else(|e| panic!("{name}: {e}"))
 }
 
 fn block<'d>(dump: &'d Dump, name: &str) -> &'d RamBlock {
@@ -37,10 +34,9 @@ fn block<'d>(dump: &'d Dump, name: &str) -> &'d RamBlock {
 }
 
 fn default_config() -> Config {
-    Config {
-        filter: Filter::new(migdiff::filter::DEFAULT_IGNORES).unwrap(),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.filter = Filter::new(migdiff::DEFAULT_IGNORES).unwrap();
+    config
 }
 
 fn migdiff(args: &[&str]) -> (Option<i32>, String, String) {
@@ -177,7 +173,7 @@ fn a_page_without_a_base_for_its_delta_is_unknown_neither_same_nor_different() {
         })
         .collect();
 
-    let dump = migdiff::stream::decode(&std::fs::read(&paths[0]).unwrap(), None).unwrap();
+    let dump = migdiff::decode(&std::fs::read(&paths[0]).unwrap(), None).unwrap();
     let ram = block(&dump, "pc.ram");
     assert_eq!(
         (ram.digest(1), ram.unknown_pages, ram.data_pages),
@@ -278,7 +274,7 @@ fn section_id(dump: &Dump, idstr: &str) -> u32 {
 #[test]
 fn a_changed_hpte_shows_in_the_diff() {
     let data = stream("pseries-stopped.mig.zst");
-    let old = migdiff::stream::decode(&data, None).unwrap();
+    let old = migdiff::decode(&data, None).unwrap();
     let id = section_id(&old, "spapr/htab");
     // The guest never ran: no valid HPTE, chunks of a zero header and the end marker.
     let at = empty_chunk(&data, id, &[0; 12]) + 4;
@@ -287,7 +283,7 @@ fn a_changed_hpte_shows_in_the_diff() {
     chunk.extend_from_slice(&[0x80, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0x12, 0x34, 0, 0x93]);
     let mut new_data = data.clone();
     new_data.splice(at..at, chunk);
-    let new = migdiff::stream::decode(&new_data, None).unwrap();
+    let new = migdiff::decode(&new_data, None).unwrap();
     let cmp = compare(&old, &new, &default_config());
     let counted: Vec<_> = cmp.counted().collect();
     assert_eq!(counted.len(), 1, "{counted:?}");
@@ -316,7 +312,7 @@ fn a_changed_hpte_shows_in_the_diff() {
 #[test]
 fn changed_storage_attributes_show_in_the_diff() {
     let data = stream("s390x-stopped.mig.zst");
-    let old = migdiff::stream::decode(&data, None).unwrap();
+    let old = migdiff::decode(&data, None).unwrap();
     let id = section_id(&old, "s390-storage_attributes");
     let eos = 1u64.to_be_bytes();
     let at = empty_chunk(&data, id, &eos);
@@ -326,7 +322,7 @@ fn changed_storage_attributes_show_in_the_diff() {
     record.extend_from_slice(&[0x00, 0x03]);
     let mut new_data = data.clone();
     new_data.splice(at..at, record);
-    let new = migdiff::stream::decode(&new_data, None).unwrap();
+    let new = migdiff::decode(&new_data, None).unwrap();
     let cmp = compare(&old, &new, &default_config());
     let counted: Vec<_> = cmp.counted().collect();
     assert_eq!(counted.len(), 1, "{counted:?}");
@@ -383,7 +379,7 @@ fn a_vmdesc_whose_length_holds_a_0x06_byte_is_found() {
     let json_start = data.len() - 0xcd06;
     assert_eq!(data[json_start - 1], 0x06);
     assert_eq!(data[json_start - 5], 0x06);
-    let dump = migdiff::stream::decode(&data, None).unwrap();
+    let dump = migdiff::decode(&data, None).unwrap();
     assert_eq!(dump.stream.vmdesc_len, Some(0xcd06));
     assert!(dump
         .devices
@@ -413,7 +409,7 @@ fn damaged_xbzrle_streams_never_panic() {
             let at = from + (next() as usize) % (to - from);
             damaged[at] = next() as u8;
         }
-        let _ = migdiff::stream::decode(&damaged, None);
+        let _ = migdiff::decode(&damaged, None);
     }
     assert!(started.elapsed().as_secs() < 120, "{:?}", started.elapsed());
 }

@@ -2,11 +2,10 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use migdiff::filter::Filter;
 
 fuzz_target!(|data: &[u8]| {
-    if let Ok(dump) = migdiff::stream::decode(data, None) {
-        let _ = migdiff::diff::diff_dumps(&dump, &dump);
-        let _ = migdiff::render::document::document(&dump, &Filter::none());
+    if let Ok(dump) = migdiff::decode(data, None) {
+        let _ = migdiff::compare(&dump, &dump, &migdiff::Config::default());
+        let _ = migdiff::write_tree(&mut std::io::sink(), &dump);
     }
 });

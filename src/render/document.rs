@@ -1,5 +1,6 @@
 //! The normalized text form of a dump: one line per field, devices under `[idstr (instance)]`
-//! headers, long buffers as 16-byte rows with offsets. `migdiff show` prints it, and the
+//! headers, long buffers as 16-byte rows with offsets (a run of rows that repeat the row
+//! above as one `+0x0010-0x005f: *` line, like hexdump's `*`). `migdiff show` prints it, and the
 //! unified diff is a line diff of two of them, so `migdiff show` of each side piped to
 //! `diff -u` gives the same changes (migdiff aligns lines by field, `diff` by text).
 //!
@@ -12,11 +13,12 @@ use std::hash::Hasher as _;
 
 use twox_hash::XxHash3_64;
 
-use super::{push_decimal, push_hex, push_int, write_value, DIGITS, INLINE_BYTES};
-use crate::diff::{device_name, subject};
-use crate::explain;
+use super::{count, push_decimal, push_hex, push_int, write_value, DIGITS, INLINE_BYTES};
+use crate::compare::Comparison;
+use crate::diff::{device_name, subject, ChangeKind};
+use crate::explain::{self, Section};
 use crate::filter::Filter;
-use crate::tree::{Device, Dump, Node, Struct, Value};
+use crate::tree::{Dump, Node, Struct, Value};
 
 /// What of a dump a document shows: all of it, or what a comparison did not set aside.
 #[derive(Debug, Clone, Copy)]
@@ -26,14 +28,21 @@ pub struct View<'a> {
     /// Subjects (`device/path`) left out with everything under them: the differences a
     /// comparison allowed or tolerated.
     pub quiet: &'a HashSet<String>,
+    /// Devices (`cpu (1)`) shown as their header and one summary line instead of their
+    /// fields: those on one side only, whose every line would be a difference.
+    pub summarized: &'a HashSet<String>,
 }
 
 impl View<'_> {
     /// Everything.
     pub fn all() -> View<'static> {
         static NONE: std::sync::OnceLock<(Filter, HashSet<String>)> = std::sync::OnceLock::new();
-        let (filter, quiet) = NONE.get_or_init(Default::default);
-        View { filter, quiet }
+        let (filter, none) = NONE.get_or_init(Default::default);
+        View {
+            filter,
+            quiet: none,
+            summarized: none,
+        }
     }
 
     fn is_empty(&self) -> bool {
@@ -56,8 +65,9 @@ pub fn document(dump: &Dump, view: View<'_>) -> Vec<String> {
 /// differences set aside do not show in a diff of two documents.
 pub fn write_document(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
     write_header(dump, view, sink);
+    let explainer = explain::Explainer::new(dump);
     for device in dump.sorted_devices() {
-        write_device(device, view, sink);
+        write_device(explainer.section(device), view, sink);
     }
 }
 
@@ -119,9 +129,10 @@ fn write_header(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
                 n => format!(", {n} unknown"),
             };
             w.emit_str(&format!(
-                "  {} = {:#x} bytes{gpa}, {pages} pages ({} zero, {} data{unknown}), digest {:016x}",
+                "  {} = {:#x} bytes{gpa}, {} ({} zero, {} data{unknown}), digest {:016x}",
                 block.name,
                 block.used_length,
+                count(pages, "page"),
                 block.zero_pages,
                 block.data_pages,
                 hasher.finish()
@@ -131,16 +142,52 @@ fn write_header(dump: &Dump, view: View<'_>, sink: &mut dyn FnMut(&str)) {
 }
 
 /// `[idstr (instance)] version N` and the device's fields.
-fn write_device(device: &Device, view: View<'_>, sink: &mut dyn FnMut(&str)) {
+fn write_device<'a>(section: Section<'a>, view: View<'a>, sink: &mut dyn FnMut(&str)) {
+    let device = section.device;
     let name = device_name(device);
     if !view.is_empty() && view.hides(&name) {
         return;
     }
     let mut w = Writer::new(view, sink);
     w.emit_str(&format!("[{name}] version {}", device.version_id));
-    w.idstr = &device.idstr;
+    if view.summarized.contains(&name) {
+        w.emit_str(&format!(
+            "  ({} in the stream, {}; --full lists them)",
+            count(device.len, "byte"),
+            count(field_count(&device.body), "field")
+        ));
+        return;
+    }
+    w.section = Some(section);
     w.device = name;
     w.struct_lines(&device.body);
+}
+
+/// Devices a comparison found on one side only, by display name: what a diff shows as a
+/// summary ([`View::summarized`]) unless asked for in full.
+pub fn one_sided(cmp: &Comparison) -> HashSet<String> {
+    cmp.counted()
+        .filter(|c| matches!(c.kind, ChangeKind::DeviceAdded | ChangeKind::DeviceRemoved))
+        .map(|c| c.device.clone())
+        .collect()
+}
+
+/// How many values a struct holds, nested structs, array elements and subsections
+/// included: the value lines its full form has.
+fn field_count(s: &Struct) -> usize {
+    fn of(node: &Node) -> usize {
+        match &node.value {
+            Value::Struct(s) => field_count(s),
+            Value::Array(items) => items.iter().map(of).sum(),
+            Value::Scalars(scalars) => scalars.len(),
+            _ => 1,
+        }
+    }
+    s.fields.iter().map(of).sum::<usize>()
+        + s.subsections
+            .iter()
+            .map(|sub| field_count(&sub.body))
+            .sum::<usize>()
 }
 
 /// Builds each line in one reused buffer, with the current field path kept as a stack
@@ -154,7 +201,8 @@ struct Writer<'a, 's> {
     line: String,
     path: String,
     subject: String,
-    idstr: &'a str,
+    /// The device being written, for what its fields mean.
+    section: Option<Section<'a>>,
     /// Display name of the current device, `cpu (0)`.
     device: String,
 }
@@ -169,7 +217,7 @@ impl<'a, 's> Writer<'a, 's> {
             line: String::with_capacity(128),
             path: String::with_capacity(64),
             subject: String::new(),
-            idstr: "",
+            section: None,
             device: String::new(),
         }
     }
@@ -281,15 +329,39 @@ impl<'a, 's> Writer<'a, 's> {
         self.line.push_str(" = ");
     }
 
-    /// Ends the line with an integer and what it means, for fields [`explain`] knows: only
-    /// facts about this value, never about other fields (not liveness), so an annotation
-    /// changes only when its line does.
-    fn push_int_line(&mut self, value: u64, size: u8, signed: bool) {
-        push_int(&mut self.line, value, size, signed);
-        if let Some(note) = explain::value_meaning(self.idstr, &self.path, value) {
+    /// Ends the line with `  # note`, when there is one.
+    fn end_line(&mut self, note: Option<String>) {
+        if let Some(note) = note {
             self.line.push_str("  # ");
             self.line.push_str(&note);
         }
+        self.emit();
+    }
+
+    /// Ends the line with an integer and what it means, for fields [`explain`] knows: facts
+    /// about this value, never about the other dump (not liveness), so an annotation
+    /// changes only when its line (or the layout of its section) does.
+    fn push_int_line(&mut self, value: u64, size: u8, signed: bool) {
+        push_int(&mut self.line, value, size, signed);
+        let note = self.section.and_then(|s| s.value(&self.path, value));
+        self.end_line(note);
+    }
+
+    /// `  path +0x0010`, the start of a buffer row's line.
+    fn row_start(&mut self, offset: usize) {
+        self.line.clear();
+        self.line.push_str("  ");
+        self.line.push_str(&self.path);
+        self.line.push_str(" +");
+        push_hex(&mut self.line, offset as u64, 4);
+    }
+
+    /// `  path +0x0010-0x005f: *`: the rows from `from` up to `to` repeat the row above.
+    fn emit_repeat(&mut self, from: usize, to: usize) {
+        self.row_start(from);
+        self.line.push('-');
+        push_hex(&mut self.line, to.saturating_sub(1) as u64, 4);
+        self.line.push_str(": *");
         self.emit();
     }
 
@@ -298,21 +370,40 @@ impl<'a, 's> Writer<'a, 's> {
         match value {
             Value::Bytes(bytes) if !bytes.is_empty() && bytes.len() <= INLINE_BYTES => {
                 masked_hex(&mut self.line, bytes, 0, mask);
-                self.emit();
+                let layout = self.section.and_then(|s| s.layout(&self.path, node));
+                self.end_line(layout.and_then(|l| l.note(0..bytes.len())));
             }
             Value::Bytes(bytes) if bytes.len() > INLINE_BYTES => {
                 write_value(&mut self.line, node);
                 self.emit();
+                let layout = self.section.and_then(|s| s.layout(&self.path, node));
+                // Rows that repeat the row above are one line, as hexdump's `*`: a 64 KiB
+                // zero-filled virtio blob is two lines, not 4,096. The same bytes give the
+                // same lines on both sides of a diff. A row with a note of its own (a field
+                // of a decoded layout starts in it) is always printed.
+                let (mut row_hex, mut previous) = (String::new(), String::new());
+                let mut repeats_from = None;
                 for (row, chunk) in bytes.chunks(INLINE_BYTES).enumerate() {
                     let start = row * INLINE_BYTES;
-                    self.line.clear();
-                    self.line.push_str("  ");
-                    self.line.push_str(&self.path);
-                    self.line.push_str(" +");
-                    push_hex(&mut self.line, start as u64, 4);
+                    row_hex.clear();
+                    masked_hex(&mut row_hex, chunk, start as u64, mask);
+                    let rows = start..start + chunk.len();
+                    let note = layout.as_ref().and_then(|l| l.note(rows));
+                    if row > 0 && note.is_none() && row_hex == previous {
+                        repeats_from.get_or_insert(start);
+                        continue;
+                    }
+                    if let Some(from) = repeats_from.take() {
+                        self.emit_repeat(from, start);
+                    }
+                    self.row_start(start);
                     self.line.push_str(": ");
-                    masked_hex(&mut self.line, chunk, start as u64, mask);
-                    self.emit();
+                    self.line.push_str(&row_hex);
+                    self.end_line(note);
+                    std::mem::swap(&mut previous, &mut row_hex);
+                }
+                if let Some(from) = repeats_from {
+                    self.emit_repeat(from, bytes.len());
                 }
             }
             &Value::Uint { value, size } => self.push_int_line(value, size, false),

@@ -4,10 +4,11 @@
 use std::io::{self, Write};
 
 use crate::compare::{Comparison, Disposition, Finding};
+use crate::render::count;
 use crate::render::report::describe;
 
 /// Escapes text for XML attributes and character data.
-fn xml(text: &str) -> String {
+pub(crate) fn xml(text: &str) -> String {
     let mut out = String::with_capacity(text.len());
     for c in text.chars() {
         match c {
@@ -66,12 +67,7 @@ pub fn write_junit(w: &mut dyn Write, suite: &str, cmp: &Comparison) -> io::Resu
         }
         writeln!(w, ">")?;
         if !changes.is_empty() {
-            let n = changes.len();
-            let message = if n == 1 {
-                "1 difference".to_string()
-            } else {
-                format!("{n} differences")
-            };
+            let message = count(changes.len(), "difference");
             let body: Vec<String> = changes.iter().map(|f| describe(&f.change)).collect();
             writeln!(
                 w,

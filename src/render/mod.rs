@@ -4,6 +4,8 @@
 pub mod attachment;
 pub mod document;
 pub mod junit;
+#[cfg(feature = "cli")]
+pub mod matrix;
 pub mod report;
 pub mod unified;
 
@@ -41,6 +43,14 @@ impl Style {
     }
 }
 
+/// `1 page`, `2 pages`, `0 pages`: a count and its noun in the right number. Every noun
+/// migdiff counts takes `s` in the plural.
+pub fn count(n: impl std::fmt::Display, noun: &str) -> String {
+    let n = n.to_string();
+    let s = if n == "1" { "" } else { "s" };
+    format!("{n} {noun}{s}")
+}
+
 /// Buffers up to this many bytes are shown inline; longer ones as 16-byte rows.
 pub const INLINE_BYTES: usize = 16;
 
@@ -62,7 +72,7 @@ pub fn write_value(out: &mut String, node: &Node) {
         }
         // A value blanked for --schema-only: its shape is all there is.
         Value::Bytes(b) if b.is_empty() && node.len > 0 => {
-            write!(out, "({}, {} bytes)", node.type_name, node.len)
+            write!(out, "({}, {})", node.type_name, count(node.len, "byte"))
         }
         Value::Bytes(b) if b.len() <= INLINE_BYTES => {
             out.push_str(&hex_bytes(b));
@@ -73,7 +83,9 @@ pub fn write_value(out: &mut String, node: &Node) {
         Value::Null => write!(out, "nullptr"),
         Value::Struct(_) => write!(out, "struct"),
         Value::Array(_) | Value::Scalars(_) => {
-            write!(out, "{} elements", node.value.element_count().unwrap_or(0))
+            let elements = node.value.element_count().unwrap_or(0);
+            out.push_str(&count(elements, "element"));
+            Ok(())
         }
     };
 }
@@ -169,6 +181,13 @@ mod tests {
         let mut out = String::new();
         write_value(&mut out, node);
         out
+    }
+
+    #[test]
+    fn counts_agree_with_their_noun() {
+        assert_eq!(count(1, "page"), "1 page");
+        assert_eq!(count(0u64, "byte"), "0 bytes");
+        assert_eq!(count(2usize, "hunk"), "2 hunks");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use std::io::{self, Write};
 
 use serde::Serialize;
 
-use super::{Paint, Style};
+use super::{count, Paint, Style};
 use crate::compare::{Comparison, Counts, Disposition, Finding};
 use crate::diff::{Change, ChangeClass, ChangeKind, Leaf, Load, Shape};
 use crate::gate::{AllowList, AllowRule};
@@ -20,14 +20,15 @@ pub fn verdict(counts: &Counts) -> String {
         (counts.values, "value"),
         (counts.ram, "RAM"),
     ] {
-        if n > 0 {
-            parts.push(format!("{n} {what}"));
+        match (n, what) {
+            (0, _) => {}
+            (n, "value") => parts.push(count(n, what)),
+            (n, _) => parts.push(format!("{n} {what}")),
         }
     }
     let head = match counts.total() {
         0 => "no differences".to_string(),
-        1 => format!("1 difference: {}", parts.join(", ")),
-        n => format!("{n} differences: {}", parts.join(", ")),
+        n => format!("{}: {}", count(n, "difference"), parts.join(", ")),
     };
     let mut tail = Vec::new();
     if counts.breaking > 0 {
@@ -42,10 +43,8 @@ pub fn verdict(counts: &Counts) -> String {
             tail.push(format!("{n} {what}"));
         }
     }
-    match counts.stale_rules {
-        0 => {}
-        1 => tail.push("1 stale allow rule".into()),
-        n => tail.push(format!("{n} stale allow rules")),
+    if counts.stale_rules > 0 {
+        tail.push(count(counts.stale_rules, "stale allow rule"));
     }
     match counts.unknown_pages {
         0 => {}
@@ -93,7 +92,7 @@ pub fn describe(change: &Change) -> String {
         ChangeKind::TypeChanged => {
             let of = |s: &Option<Shape>| {
                 s.as_ref()
-                    .map(|s| format!("{} of {} bytes", s.type_name, s.len))
+                    .map(|s| format!("{} of {}", s.type_name, count(s.len, "byte")))
                     .unwrap_or_default()
             };
             format!("{at}: {} -> {}", of(&change.old_type), of(&change.new_type))
@@ -176,7 +175,7 @@ fn byte_ranges(ranges: &[(u64, u64)]) -> String {
         .map(|&(s, e)| format!("{s:#x}-{:#x}", e.saturating_sub(1)))
         .collect();
     if ranges.len() > SHOWN {
-        parts.push(format!("and {} more ranges", ranges.len() - SHOWN));
+        parts.push(format!("and {} more", count(ranges.len() - SHOWN, "range")));
     }
     parts.join(", ")
 }

@@ -1,10 +1,10 @@
-//! A unified diff (`--- OLD`, `+++ NEW`, `@@` hunks) of two normalized documents, section by
-//! section for the sections a comparison counts differences in, with the device header of
-//! each hunk after the `@@` (as `git diff` shows the enclosing function).
+//! A unified diff (`--- OLD`, `+++ NEW`, `@@` hunks) of two normalized documents, the hunks
+//! that change the sections a comparison counts differences in, with the device header of
+//! each hunk after the `@@` (as `git diff` shows the enclosing function). `patch` applies
+//! it to one document and gives the other.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::io::{self, Write};
-use std::ops::Range;
 use std::time::{Duration, Instant};
 
 use similar::{capture_diff_slices_deadline, group_diff_ops, Algorithm, ChangeTag, DiffOp};
@@ -25,93 +25,56 @@ pub struct Labels<'a> {
     pub new: &'a str,
 }
 
-/// One hunk: its `@@ -a,b +c,d @@` range, the device it starts in, and its lines.
+/// One hunk: its `@@ -a,b +c,d @@` range, the section of its first change, and its lines.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Hunk {
     pub range: String,
-    /// The `[device]` header line the hunk is in.
+    /// The `[device]` header line of the section of the hunk's first change (as `git diff`
+    /// names the enclosing function); its context may start in the section before, and its
+    /// lines run on into the next sections, each after its header line.
     pub device: String,
     pub lines: Vec<(ChangeTag, String)>,
 }
 
-/// The hunks of each section in `sections` (display names, `cpu (0)`, in document order):
-/// the lines of that section in each document, aligned by field, with `context` lines
-/// around each change. Hunks never cross a section, so each belongs to the device it
-/// names; line numbers are those of the whole documents.
-pub fn section_hunks(
+/// The hunks of a line diff of two whole documents, aligned by field, with `context` lines
+/// around each change, that change a section in `sections` (display names, `cpu (0)`).
+/// Context runs on across sections and hunks closer than twice the context merge, as
+/// `diff -u` does: hunks cut at section ends had short context, which `patch` reads as
+/// "at the end of the file" and refused.
+pub fn unified_hunks(
     old: &[String],
     new: &[String],
-    order: &[String],
     sections: &HashSet<&str>,
     context: usize,
 ) -> Vec<Hunk> {
-    let (old_at, new_at) = (section_ranges(old, order), section_ranges(new, order));
+    let (old_in, new_in) = (section_of_lines(old), section_of_lines(new));
     let mut out = Vec::new();
-    for (i, name) in order.iter().enumerate() {
-        if !sections.contains(name.as_str()) {
-            continue;
-        }
-        let (ro, rn) = (old_at[i].clone(), new_at[i].clone());
-        let header = old
-            .get(ro.start)
-            .filter(|_| !ro.is_empty())
-            .or_else(|| new.get(rn.start).filter(|_| !rn.is_empty()))
-            .cloned()
-            .unwrap_or_default();
-        out.extend(hunks(
-            &old[ro.clone()],
-            &new[rn.clone()],
-            (ro.start, rn.start),
-            &header,
-            context,
-        ));
-    }
-    out
-}
-
-/// Per section of `order`, its lines in `doc`; a section the document lacks is the empty
-/// range where it would be.
-fn section_ranges(doc: &[String], order: &[String]) -> Vec<Range<usize>> {
-    let mut starts: HashMap<&str, usize> = HashMap::new();
-    for (i, line) in doc.iter().enumerate() {
-        if let Some(name) = header_name(line) {
-            starts.insert(name, i);
-        }
-    }
-    let mut ranges = Vec::with_capacity(order.len());
-    let mut end = 0;
-    for name in order {
-        match starts.get(name.as_str()) {
-            Some(&start) => {
-                let len = doc[start + 1..]
-                    .iter()
-                    .position(|l| header_name(l).is_some())
-                    .map_or(doc.len() - start, |n| n + 1);
-                end = start + len;
-                ranges.push(start..end);
-            }
-            None => ranges.push(end..end),
-        }
-    }
-    ranges
-}
-
-/// The hunks of a line diff of two stretches of documents that start at lines `at`.
-fn hunks(
-    old: &[String],
-    new: &[String],
-    at: (usize, usize),
-    header: &str,
-    context: usize,
-) -> Vec<Hunk> {
-    let ops = line_ops(old, new);
-    let mut out = Vec::new();
-    for group in group_diff_ops(ops, context) {
+    for group in group_diff_ops(line_ops(old, new), context) {
         let (Some(first), Some(last)) = (group.first(), group.last()) else {
             continue;
         };
-        let old_range = at.0 + first.old_range().start..at.0 + last.old_range().end;
-        let new_range = at.1 + first.new_range().start..at.1 + last.new_range().end;
+        let counted = group.iter().any(|op| {
+            let (o, n) = (op.old_range(), op.new_range());
+            op.tag() != similar::DiffTag::Equal
+                && (o
+                    .clone()
+                    .any(|i| sections.contains(name_of(old, &old_in, i)))
+                    || n.clone()
+                        .any(|i| sections.contains(name_of(new, &new_in, i))))
+        });
+        if !counted {
+            continue;
+        }
+        let old_range = first.old_range().start..last.old_range().end;
+        let new_range = first.new_range().start..last.new_range().end;
+        // Named after the section of its first change, not of its first line of context.
+        let header = group
+            .iter()
+            .find(|op| op.tag() != similar::DiffTag::Equal)
+            .and_then(|op| match op.old_range() {
+                o if o.is_empty() => new_in.get(op.new_range().start).and_then(|&at| new.get(at)),
+                o => old_in.get(o.start).and_then(|&at| old.get(at)),
+            });
         let lines = group
             .iter()
             .flat_map(|op| op.iter_changes(old, new))
@@ -123,11 +86,34 @@ fn hunks(
                 hunk_range(&old_range),
                 hunk_range(&new_range)
             ),
-            device: header.to_string(),
+            device: header.cloned().unwrap_or_default(),
             lines,
         });
     }
     out
+}
+
+/// The display name of the section line `line` of `doc` is in, given [`section_of_lines`].
+fn name_of<'d>(doc: &'d [String], heads: &[usize], line: usize) -> &'d str {
+    heads
+        .get(line)
+        .and_then(|&at| doc.get(at))
+        .map_or("", |header| header_name(header).unwrap_or_default())
+}
+
+/// For each line of `doc`, the index of the section header line it is under (0 before
+/// any).
+fn section_of_lines(doc: &[String]) -> Vec<usize> {
+    let mut at = 0;
+    doc.iter()
+        .enumerate()
+        .map(|(i, line)| {
+            if header_name(line).is_some() {
+                at = i;
+            }
+            at
+        })
+        .collect()
 }
 
 /// Writes `--- OLD`, `+++ NEW` and the hunks; nothing when there are none.
@@ -332,33 +318,67 @@ fn hunk_range(range: &std::ops::Range<usize>) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::compare::{compare, Config};
+    use crate::filter::{Filter, DEFAULT_IGNORES};
+    use crate::render::document::{document, one_sided, View};
+
+    /// Under ignores, the diff is one of the two documents less what was set aside: ignored
+    /// fields left out, masked bytes as `..` (CMOS clock bytes here, in a context line),
+    /// devices on one side only summarized. Applied with an independent patch tool, its
+    /// hunks turn one into the other.
+    #[test]
+    fn under_default_ignores_the_diff_patches_the_documents_less_what_is_set_aside() {
+        let decode = |name: &str| {
+            let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("testdata")
+                .join(name);
+            crate::decode(&std::fs::read(path).unwrap(), None).unwrap()
+        };
+        let (old, new) = (decode("pc10-stopped.mig"), decode("pc10-smp2.mig"));
+        let config = Config {
+            filter: Filter::new(DEFAULT_IGNORES).unwrap(),
+            ..Config::default()
+        };
+        let cmp = compare(&old, &new, &config);
+        let (old_quiet, new_quiet) = cmp.quiet_subjects();
+        let summarized = one_sided(&cmp);
+        let lines = |dump, quiet| {
+            let view = View {
+                filter: &config.filter,
+                quiet,
+                summarized: &summarized,
+            };
+            document(dump, view)
+        };
+        let (old_lines, new_lines) = (lines(&old, &old_quiet), lines(&new, &new_quiet));
+        let sections: HashSet<&str> = cmp.counted().map(|c| c.device.as_str()).collect();
+        let hunks = unified_hunks(&old_lines, &new_lines, &sections, 3);
+        let mut diff = Vec::new();
+        let labels = Labels { old: "a", new: "b" };
+        write_unified(&mut diff, &labels, &hunks, Style { color: false }).unwrap();
+        let diff = String::from_utf8(diff).unwrap();
+        assert!(
+            diff.contains("\n   cmos_data +0x0030: 00 7c .. 00"),
+            "{diff}"
+        );
+        let (old_text, new_text) = (old_lines.join("\n") + "\n", new_lines.join("\n") + "\n");
+        assert!(old_text != new_text);
+        let patch = diffy::Patch::from_str(&diff).expect("a valid unified diff");
+        assert!(diffy::apply(&old_text, &patch).expect("the hunks apply") == new_text);
+    }
 
     fn doc(lines: &[&str]) -> Vec<String> {
         lines.iter().map(|s| s.to_string()).collect()
     }
 
-    /// Every section of either document, in order (new's order, old-only ones after the
-    /// section they follow in old).
+    /// The hunks of every section of either document.
     fn hunks(old: &[String], new: &[String], context: usize) -> Vec<Hunk> {
-        let names = |d: &[String]| -> Vec<String> {
-            d.iter()
-                .filter_map(|l| header_name(l))
-                .map(String::from)
-                .collect()
-        };
-        let mut order = names(new);
-        let mut previous = 0;
-        for name in names(old) {
-            match order.iter().position(|n| *n == name) {
-                Some(at) => previous = at + 1,
-                None => {
-                    order.insert(previous, name);
-                    previous += 1;
-                }
-            }
-        }
-        let all: HashSet<&str> = order.iter().map(String::as_str).collect();
-        section_hunks(old, new, &order, &all, context)
+        let all: HashSet<&str> = old
+            .iter()
+            .chain(new)
+            .filter_map(|l| header_name(l))
+            .collect();
+        unified_hunks(old, new, &all, context)
     }
 
     #[test]

@@ -31,19 +31,13 @@
 
 /// What a value means: the register it is (`cr0`) and what its bits say (`PE|ET`),
 /// combined as `cr0: PE|ET`; either alone when only one is known.
-pub fn value_meaning(idstr: &str, path: &str, value: u64) -> Option<String> {
-    combine(
-        register_name(idstr, path),
-        explain_value(idstr, path, value),
-    )
+pub fn value_meaning(width: Width, path: &str, value: u64) -> Option<String> {
+    combine(register_name(width, path), explain_value(path, value))
 }
 
 /// What a change means, combined the same way: `cr0: +PE -NW -CD`.
-pub fn change_meaning(idstr: &str, path: &str, old: u64, new: u64) -> Option<String> {
-    combine(
-        register_name(idstr, path),
-        explain_change(idstr, path, old, new),
-    )
+pub fn change_meaning(width: Width, path: &str, old: u64, new: u64) -> Option<String> {
+    combine(register_name(width, path), explain_change(path, old, new))
 }
 
 /// `register: explanation`, dropping the register when the explanation already names it
@@ -69,8 +63,8 @@ fn combine(register: Option<String>, explanation: Option<String>) -> Option<Stri
 /// A short explanation of how `old` became `new` for the field `path` of device `idstr`
 /// (idstr is the bare section name, e.g. "cpu"; path as printed by migdiff, e.g. "env.hflags").
 /// None when the field is not one this module knows.
-pub fn explain_change(idstr: &str, path: &str, old: u64, new: u64) -> Option<String> {
-    Some(match lookup(idstr, path)? {
+pub fn explain_change(path: &str, old: u64, new: u64) -> Option<String> {
+    Some(match lookup(path)? {
         Known::Flags(word, msr) => with_note(msr, render_change(word, old, new)),
         Known::Segment(seg) => format!("{}: {}", seg.name(), segment_change(seg, old, new)),
         Known::Msr(note) => note,
@@ -86,8 +80,8 @@ pub fn explain_change(idstr: &str, path: &str, old: u64, new: u64) -> Option<Str
 }
 
 /// A short explanation of a single value (for `migdiff show`-style output), same rules.
-pub fn explain_value(idstr: &str, path: &str, value: u64) -> Option<String> {
-    Some(match lookup(idstr, path)? {
+pub fn explain_value(path: &str, value: u64) -> Option<String> {
+    Some(match lookup(path)? {
         Known::Flags(word, msr) => with_note(msr, render_value(word, value)),
         Known::Segment(seg) => format!("{}: {}", seg.name(), segment_value(seg, value)),
         Known::Msr(note) => note,
@@ -98,12 +92,30 @@ pub fn explain_value(idstr: &str, path: &str, value: u64) -> Option<String> {
 /// The register a vmstate path holds, named as an x86 programmer would, if it is one:
 /// `"env.xmm_regs[0][3]._q_ZMMReg[0]"` -> `Some("xmm3 (bits 0-63)")`,
 /// `"env.xmm_regs[1][3]._q_ZMMReg[2]"` -> `Some("ymmh3 (bits 128-191)")`...
-pub fn register_name(idstr: &str, path: &str) -> Option<String> {
-    if idstr != CPU_IDSTR {
-        return None;
-    }
+pub fn register_name(width: Width, path: &str) -> Option<String> {
     let (reg, nums) = find_register(path)?;
-    reg.kind.name(&nums)
+    let name = reg.kind.name(&nums)?;
+    match width {
+        Width::Long => Some(name),
+        Width::Legacy => legacy_name(name),
+    }
+}
+
+/// The registers of a CPU: x86-64's (`rax`, `rip`, `rflags`) or, for a qemu-system-i386
+/// dump, whose general registers and eip are 4 bytes, i386's (`eax`, `eip`, `eflags`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Width {
+    Long,
+    Legacy,
+}
+
+/// A long-mode name as i386 has it: `rax` -> `eax`; none for what i386 lacks (`r8`).
+fn legacy_name(name: String) -> Option<String> {
+    match name.strip_prefix('r') {
+        Some(rest) if rest.starts_with(|c: char| c.is_ascii_digit()) => None,
+        Some(rest) => Some(format!("e{rest}")),
+        None => Some(name),
+    }
 }
 
 /// Whether the xsave component holding register path `path` is live given xstate_bv,
@@ -117,162 +129,15 @@ pub fn is_live(path: &str, xstate_bv: u64) -> Option<bool> {
 }
 
 use std::collections::HashMap;
-use std::sync::OnceLock;
 
-const CPU_IDSTR: &str = "cpu";
+use super::flags::{bit, named, num, render_change, render_value, FlagWord};
+use super::Section;
+use crate::tree::{Node, Value};
+use std::sync::OnceLock;
 
 // ---------------------------------------------------------------------------------------------
 // Flag words
 // ---------------------------------------------------------------------------------------------
-
-/// One named part of a flag word: a single bit (`width` 1) or a multi-bit field.
-#[derive(Debug)]
-struct Part {
-    shift: u32,
-    width: u32,
-    name: &'static str,
-    /// Names of a multi-bit field's values, by value; `""` (or past the end) prints the number.
-    values: &'static [&'static str],
-    /// Whether a multi-bit field is listed when it is 0 (CPL=0 says something; IOPL=0 does not).
-    show_zero: bool,
-}
-
-/// A register of named bits and fields.
-#[derive(Debug)]
-struct FlagWord {
-    parts: &'static [Part],
-    /// Bits that are architecturally fixed at 1 (EFLAGS bit 1, x87 FCW bit 6): not listed in a
-    /// value; shown as `+bitN`/`-bitN` should they ever change.
-    fixed: u64,
-}
-
-const fn bit(shift: u32, name: &'static str) -> Part {
-    Part {
-        shift,
-        width: 1,
-        name,
-        values: &[],
-        show_zero: false,
-    }
-}
-
-const fn num(shift: u32, width: u32, name: &'static str, show_zero: bool) -> Part {
-    Part {
-        shift,
-        width,
-        name,
-        values: &[],
-        show_zero,
-    }
-}
-
-const fn named(
-    shift: u32,
-    width: u32,
-    name: &'static str,
-    values: &'static [&'static str],
-    show_zero: bool,
-) -> Part {
-    Part {
-        shift,
-        width,
-        name,
-        values,
-        show_zero,
-    }
-}
-
-impl Part {
-    fn mask(&self) -> u64 {
-        let ones = if self.width >= 64 {
-            u64::MAX
-        } else {
-            (1u64 << self.width) - 1
-        };
-        ones.checked_shl(self.shift).unwrap_or(0)
-    }
-
-    fn get(&self, word: u64) -> u64 {
-        (word & self.mask()).checked_shr(self.shift).unwrap_or(0)
-    }
-
-    fn value_text(&self, v: u64) -> String {
-        usize::try_from(v)
-            .ok()
-            .and_then(|i| self.values.get(i))
-            .filter(|s| !s.is_empty())
-            .map_or_else(|| v.to_string(), |s| (*s).to_string())
-    }
-}
-
-impl FlagWord {
-    fn named_mask(&self) -> u64 {
-        self.parts.iter().fold(0, |m, p| m | p.mask())
-    }
-}
-
-/// `value` as its set names joined by `|`, in bit order; `none` when nothing is set.
-fn render_value(word: &FlagWord, value: u64) -> String {
-    let mut tokens: Vec<(u32, String)> = Vec::new();
-    for p in word.parts {
-        let v = p.get(value);
-        if p.width == 1 {
-            if v != 0 {
-                tokens.push((p.shift, p.name.to_string()));
-            }
-        } else if v != 0 || p.show_zero {
-            tokens.push((p.shift, format!("{}={}", p.name, p.value_text(v))));
-        }
-    }
-    let unnamed = value & !word.named_mask() & !word.fixed;
-    tokens.extend(bits_of(unnamed).map(|b| (b, format!("bit{b}"))));
-    join_in_bit_order(tokens, "|", "none")
-}
-
-/// The bits set (`+NAME`) and cleared (`-NAME`) and the fields changed (`NAME old->new`) from
-/// `old` to `new`, in bit order, space separated; `unchanged` when equal.
-fn render_change(word: &FlagWord, old: u64, new: u64) -> String {
-    let mut tokens: Vec<(u32, String)> = Vec::new();
-    for p in word.parts {
-        let (o, n) = (p.get(old), p.get(new));
-        if o == n {
-            continue;
-        }
-        let token = if p.width == 1 {
-            format!("{}{}", if n != 0 { '+' } else { '-' }, p.name)
-        } else {
-            format!("{} {}->{}", p.name, p.value_text(o), p.value_text(n))
-        };
-        tokens.push((p.shift, token));
-    }
-    let unnamed = (old ^ new) & !word.named_mask();
-    tokens.extend(bits_of(unnamed).map(|b| {
-        let sign = if new.checked_shr(b).unwrap_or(0) & 1 == 1 {
-            '+'
-        } else {
-            '-'
-        };
-        (b, format!("{sign}bit{b}"))
-    }));
-    join_in_bit_order(tokens, " ", "unchanged")
-}
-
-/// Positions of the set bits of `v`, lowest first.
-fn bits_of(v: u64) -> impl Iterator<Item = u32> {
-    (0..64u32).filter(move |b| v.checked_shr(*b).unwrap_or(0) & 1 == 1)
-}
-
-fn join_in_bit_order(mut tokens: Vec<(u32, String)>, sep: &str, empty: &str) -> String {
-    if tokens.is_empty() {
-        return empty.to_string();
-    }
-    tokens.sort_by_key(|(pos, _)| *pos);
-    tokens
-        .into_iter()
-        .map(|(_, t)| t)
-        .collect::<Vec<_>>()
-        .join(sep)
-}
 
 // hflags: QEMU target/i386/cpu.h, HF_*_SHIFT / HF_*_MASK ("hidden flags"). CPL (HF_CPL_MASK) and
 // IOPL (HF_IOPL_MASK) are 2-bit fields. There is no MMU index in hflags. Bits 2 and 29-31 are
@@ -1048,10 +913,7 @@ fn split_subsection(path: &str) -> (&str, &str) {
     path.rsplit_once('/').unwrap_or(("", path))
 }
 
-fn lookup(idstr: &str, path: &str) -> Option<Known> {
-    if idstr != CPU_IDSTR {
-        return None;
-    }
+fn lookup(path: &str) -> Option<Known> {
     let (sub, field) = split_subsection(path);
     // `show` asks for every field of every CPU: index the exact names once.
     static FLAGS: OnceLock<HashMap<&str, (&FlagWord, Option<Msr>)>> = OnceLock::new();
@@ -1455,6 +1317,197 @@ fn shape(s: &str) -> String {
     out
 }
 
+/// What a change of a cpu field means, with what the rest of the dumps say about it: for an
+/// xsave register, whether it is live where QEMU keeps `xstate_bv` ([`tracks_xstate`]); for
+/// rdx of two CPUs at reset, the CPU signature it holds.
+pub fn section_change(
+    old: &Section<'_>,
+    new: &Section<'_>,
+    width: Width,
+    path: &str,
+    from: u64,
+    to: u64,
+) -> Option<String> {
+    if let Some(models) = reset_signatures(old, new, path, from, to) {
+        return Some(models);
+    }
+    let meaning = change_meaning(width, path, from, to)?;
+    let live = tracks_xstate(new).and_then(|(xcr0, bv)| {
+        is_live(path, xcr0).filter(|enabled| *enabled)?;
+        is_live(path, bv)
+    });
+    Some(match live {
+        Some(true) => format!("{meaning}, live"),
+        Some(false) => format!("{meaning}, stale: its xsave component is not in xstate_bv"),
+        None => meaning,
+    })
+}
+
+/// XCR0 and XSTATE_BV of a cpu section, when they say which xsave components are live.
+///
+/// KVM fills `env.xstate_bv` from the vCPU's XSAVE area when it saves; TCG leaves it 0 with
+/// live registers (QEMU 10.0), so only a dump KVM made says anything. The `kvmclock`
+/// section is the evidence: QEMU creates that device only under KVM. A component counts
+/// only when the guest enabled it in XCR0 (a CPU without XSAVE has XCR0 0: nothing is said).
+fn tracks_xstate(section: &Section<'_>) -> Option<(u64, u64)> {
+    if !section.dump.devices.iter().any(|d| d.idstr == "kvmclock") {
+        return None;
+    }
+    let field = |name: &str| {
+        section
+            .device
+            .body
+            .fields
+            .iter()
+            .find(|n| n.name == name)
+            .and_then(int)
+    };
+    Some((field("env.xcr0")?, field("env.xstate_bv")?))
+}
+
+fn int(node: &Node) -> Option<u64> {
+    match node.value {
+        Value::Uint { value, .. } => Some(value),
+        Value::Int { value, .. } => Some(value as u64),
+        _ => None,
+    }
+}
+
+/// The traces a CPU model leaves in a booted guest's state, for [`super::Evidence`]: CR4
+/// feature bits and XCR0 components one side's OS enabled and the other's did not, and the
+/// subsections QEMU sends for every CPU with a feature (target/i386/machine.c `.needed`
+/// functions that read only `env->features`).
+///
+/// A booted guest sets CR4 and XCR0 bits the reset state lacks, so the bits count only when
+/// both CPUs run with paging in long mode: an OS has configured the CPU on both sides, and
+/// it can set these bits only where the CPU has the feature (CR4 or XSETBV fault otherwise).
+pub fn model_evidence(old: &Section<'_>, new: &Section<'_>) -> Vec<super::Evidence> {
+    let mut evidence = Vec::new();
+    let field = |s: &Section<'_>, name: &str| s.device.body.find(name).as_deref().and_then(int);
+    let configured = |s: &Section<'_>| {
+        let paging = field(s, "env.cr[0]").is_some_and(|cr0| cr0 & CR0_PG != 0);
+        paging && field(s, "env.efer").is_some_and(|efer| efer & EFER_LMA != 0)
+    };
+    if configured(old) && configured(new) {
+        let word = |name: &str| Some((field(old, name)?, field(new, name)?));
+        if let Some((o, n)) = word("env.cr[4]") {
+            if let Some(text) = one_side_only(&CR4, o & CR4_FEATURES, n & CR4_FEATURES) {
+                evidence.push(super::Evidence::new(
+                    "env.cr[4]",
+                    format!("cr4 {text}, both CPUs in long mode with paging"),
+                ));
+            }
+        }
+        if let Some((o, n)) = word("env.xcr0") {
+            if let Some(text) = one_side_only(&XSTATE, o, n) {
+                evidence.push(super::Evidence::new("env.xcr0", format!("xcr0 {text}")));
+            }
+        }
+    }
+    let subsections = |s: &Section<'_>| -> Vec<String> {
+        s.device
+            .body
+            .subsections
+            .iter()
+            .map(|sub| sub.body.vmsd_name.to_string())
+            .collect()
+    };
+    let (old_subs, new_subs) = (subsections(old), subsections(new));
+    for (name, feature) in FEATURE_SUBSECTIONS {
+        let side = match (
+            old_subs.iter().any(|s| s == name),
+            new_subs.iter().any(|s| s == name),
+        ) {
+            (true, false) => "old",
+            (false, true) => "new",
+            _ => continue,
+        };
+        evidence.push(super::Evidence::new(
+            *name,
+            format!("{name} in {side} only (QEMU sends it for every CPU with {feature})"),
+        ));
+    }
+    evidence
+}
+
+const CR0_PG: u64 = 1 << 31;
+const EFER_LMA: u64 = 1 << 10;
+
+/// CR4 bits an OS sets when the CPU has the feature: UMIP, LA57, FSGSBASE, PCIDE,
+/// OSXSAVE, SMEP, SMAP, PKE.
+const CR4_FEATURES: u64 =
+    (1 << 11) | (1 << 12) | (1 << 16) | (1 << 17) | (1 << 18) | (1 << 20) | (1 << 21) | (1 << 22);
+
+/// Subsections whose `.needed` reads only the CPU's features, and the feature.
+const FEATURE_SUBSECTIONS: &[(&str, &str)] = &[
+    ("cpu/amd_tsc_scale_msr", "SVM TSC scaling"),
+    ("cpu/msr_tsx_ctrl", "TSX_CTRL in IA32_ARCH_CAPABILITIES"),
+    ("cpu/intel_sgx", "SGX launch control"),
+    ("cpu/msr_xfd", "XFD"),
+    ("cpu/fred", "FRED"),
+    ("cpu/intel_amx_xtile", "AMX-TILE"),
+    ("cpu/arch_lbr", "architectural LBR"),
+    ("cpu/cet_shstk", "CET shadow stacks"),
+    ("cpu/cet", "CET"),
+    ("cpu/apx", "APX"),
+];
+
+/// `has A|B in new only` (and/or `in old only`) for the bits of `word` set on one side.
+fn one_side_only(word: &FlagWord, old: u64, new: u64) -> Option<String> {
+    let side = |bits: u64, name: &str| {
+        (bits != 0).then(|| format!("has {} in {name} only", render_value(word, bits)))
+    };
+    let parts: Vec<String> = [side(old & !new, "old"), side(new & !old, "new")]
+        .into_iter()
+        .flatten()
+        .collect();
+    (!parts.is_empty()).then(|| parts.join(" and "))
+}
+
+/// At reset EDX holds the processor signature (CPUID leaf 1 EAX; QEMU x86_cpu_reset_hold),
+/// the one trace of the CPU model a stream carries before the guest runs. Two CPUs both at
+/// the reset vector with different EDX were made with different CPU models.
+fn reset_signatures(
+    old: &Section<'_>,
+    new: &Section<'_>,
+    path: &str,
+    from: u64,
+    to: u64,
+) -> Option<String> {
+    if path != "env.regs[2]" || !(at_reset(old) && at_reset(new)) {
+        return None;
+    }
+    Some(format!(
+        "edx at reset is the CPU signature: {} -> {}: the CPU models differ (CPUID itself \
+         is not in the stream)",
+        signature(from),
+        signature(to)
+    ))
+}
+
+/// Whether a cpu section is in the reset state: CS:IP at F000:FFF0 and CR0 at its reset
+/// value (Intel SDM 9.1.1), so no instruction has run.
+fn at_reset(section: &Section<'_>) -> bool {
+    let field = |name: &str| section.device.body.find(name).as_deref().and_then(int);
+    field("env.eip") == Some(0xfff0)
+        && field("env.segs[1].selector") == Some(0xf000)
+        && field("env.cr[0]") == Some(0x6000_0010)
+}
+
+/// `family 6 model 6 stepping 3` from a CPUID leaf 1 EAX (Intel SDM CPUID, figure 3-6).
+fn signature(eax: u64) -> String {
+    let stepping = eax & 0xf;
+    let mut model = (eax >> 4) & 0xf;
+    let mut family = (eax >> 8) & 0xf;
+    if family == 0xf {
+        family += (eax >> 20) & 0xff;
+    }
+    if family == 6 || family >= 0xf {
+        model += ((eax >> 16) & 0xf) << 4;
+    }
+    format!("family {family} model {model} stepping {stepping}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1462,30 +1515,29 @@ mod tests {
     #[test]
     fn meanings_combine_register_and_bits() {
         assert_eq!(
-            change_meaning("cpu", "env.cr[0]", 0x6000_0010, 0x11).as_deref(),
+            change_meaning(Width::Long, "env.cr[0]", 0x6000_0010, 0x11).as_deref(),
             Some("cr0: +PE -NW -CD")
         );
         assert_eq!(
-            value_meaning("cpu", "env.segs[1].flags", 0x9b00).as_deref(),
+            value_meaning(Width::Long, "env.segs[1].flags", 0x9b00).as_deref(),
             Some("CS: code RXA, DPL0, P")
         );
         assert_eq!(
-            value_meaning("cpu", "env.regs[1]", 7).as_deref(),
+            value_meaning(Width::Long, "env.regs[1]", 7).as_deref(),
             Some("rcx")
         );
-        assert_eq!(value_meaning("apic", "env.regs[1]", 7), None);
     }
 
     fn change(path: &str, old: u64, new: u64) -> String {
-        explain_change("cpu", path, old, new).unwrap()
+        explain_change(path, old, new).unwrap()
     }
 
     fn value(path: &str, v: u64) -> String {
-        explain_value("cpu", path, v).unwrap()
+        explain_value(path, v).unwrap()
     }
 
     fn name(path: &str) -> Option<String> {
-        register_name("cpu", path)
+        register_name(Width::Long, path)
     }
 
     #[test]
@@ -1696,7 +1748,7 @@ mod tests {
             value("env.idt.flags", 0x8c00),
             "IDTR: system type 12, DPL0, P"
         );
-        assert_eq!(explain_value("cpu", "env.segs[6].flags", 0x9300), None);
+        assert_eq!(explain_value("env.segs[6].flags", 0x9300), None);
     }
 
     #[test]
@@ -1760,9 +1812,9 @@ mod tests {
         );
         assert_eq!(value("env.mce_banks[5]", 0), "MSR_MC1_STATUS (0x405)");
         assert_eq!(value("env.mce_banks[39]", 0), "MSR_MC9_MISC (0x427)");
-        assert_eq!(explain_value("cpu", "env.mce_banks[40]", 0), None);
+        assert_eq!(explain_value("env.mce_banks[40]", 0), None);
         assert_eq!(value("env.mtrr_fixed[3]", 0), "MSR_MTRRfix4K_C0000 (0x268)");
-        assert_eq!(explain_value("cpu", "env.mtrr_fixed[11]", 0), None);
+        assert_eq!(explain_value("env.mtrr_fixed[11]", 0), None);
         assert_eq!(
             value("env.mtrr_var[1].mask", 0),
             "MSR_MTRRphysMask1 (0x203)"
@@ -1797,11 +1849,9 @@ mod tests {
 
     #[test]
     fn unknown_device_or_field() {
-        assert_eq!(explain_value("kvmclock", "env.hflags", 0), None);
-        assert_eq!(explain_change("cpu", "env.regs[0]", 0, 1), None);
-        assert_eq!(explain_value("cpu", "env.cr[2]", 0), None);
-        assert_eq!(explain_value("cpu", "env.hflagsx", 0), None);
-        assert_eq!(register_name("apic", "env.regs[0]"), None);
+        assert_eq!(explain_change("env.regs[0]", 0, 1), None);
+        assert_eq!(explain_value("env.cr[2]", 0), None);
+        assert_eq!(explain_value("env.hflagsx", 0), None);
     }
 
     #[test]
@@ -1949,17 +1999,17 @@ mod tests {
         ];
         for p in paths {
             for v in [0, 1, u64::MAX, 0x8000_0000_0000_0000] {
-                let _ = explain_value("cpu", p, v);
-                let _ = explain_change("cpu", p, v, !v);
+                let _ = explain_value(p, v);
+                let _ = explain_change(p, v, !v);
                 let _ = is_live(p, v);
             }
-            let _ = register_name("cpu", p);
+            let _ = register_name(Width::Long, p);
         }
         // Every known field renders any value without panicking.
         for (field, _, _) in FLAG_FIELDS {
             for v in [0, u64::MAX, 0x5555_5555_5555_5555] {
-                assert!(explain_value("cpu", field, v).is_some());
-                assert!(explain_change("cpu", field, v, !v).is_some());
+                assert!(explain_value(field, v).is_some());
+                assert!(explain_change(field, v, !v).is_some());
             }
         }
         let all = change("env.hflags", 0, u64::MAX);
