@@ -610,7 +610,6 @@ stream_mig() {
 stream_steps() {
 # XBZRLE: several iterations (downtime-limit 1 ms keeps QEMU iterating, raised to 60 s after 4 s).
 if [ "$DRY" = 0 ]; then write_dirty_guest; fi
-if [ "$DRY" = 1 ]; then ORDER+=(pc10-xbzrle-live.pmem.xxh3); fi
 stream_mig pc10-xbzrle-live.mig.zst "$QEMU10" exec --cap xbzrle --param max-bandwidth=4000000 \
   --param downtime-limit=1 --finish-after 4 --finish-param downtime-limit=60000 -- "${XBZRLE_ARGS[@]}"
 M_NOTE[pc10-xbzrle-live.mig.zst]="The guest is a 512-byte boot sector (scripts/gen-testdata.sh, DIRTY_GUEST_HEX) that keeps rewriting 128 pages, so most pages after the first pass travel as XBZRLE deltas, some over earlier deltas. pc10-xbzrle-resent.mig.zst is the same state loaded by QEMU and sent again plain; pc10-xbzrle-live.pmem.xxh3 holds the digests of the RAM QEMU rebuilt from this stream."
@@ -658,6 +657,7 @@ for r in runs:
     print(*r)' >"$td/pc10-xbzrle-live.pmem.xxh3"
   rm -rf "$scratch/pages" "$scratch/pmem.bin" "$scratch/live.mig" "$scratch/resent.mig"
 fi
+if [ "$DRY" = 1 ]; then ORDER+=(pc10-xbzrle-live.pmem.xxh3); fi
 caps_txt="n/a"; params_txt="n/a"
 if [ "$DRY" = 0 ] && want pc10-xbzrle-resent.mig.zst; then
   : >"$scratch/qemu.log"

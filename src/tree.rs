@@ -638,8 +638,9 @@ pub struct RamBlock {
     pub zero_pages: u64,
     pub data_pages: u64,
     /// Pages whose content the stream does not give (an XBZRLE delta without a base, a
-    /// compressed page): compared neither as same nor as different.
-    #[serde(alias = "opaque_pages")]
+    /// compressed page): compared neither as same nor as different. `opaque_pages` in
+    /// exports, the name export layout 2 has always had for them.
+    #[serde(rename = "opaque_pages", alias = "unknown_pages")]
     pub unknown_pages: u64,
 }
 
