@@ -11,7 +11,7 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::budget::Budget;
-use crate::tree::{Dump, Node, Struct, Value, NOT_SENT, OPAQUE};
+use crate::tree::{Dump, Node, Struct, Value, NOT_SENT, UNKNOWN};
 
 /// Version of the export layout this migdiff writes; bumped only for changes old readers
 /// cannot skip. 2: integers as bare numbers, arrays of integers as lists (1 spelled each
@@ -105,11 +105,11 @@ pub fn redact(export: &mut Export, key: &[u8]) {
     }
     for block in &mut dump.ram {
         for digest in &mut block.digests {
-            if *digest != NOT_SENT && *digest != OPAQUE {
+            if *digest != NOT_SENT && *digest != UNKNOWN {
                 let place = format!("ram/{}", block.name);
                 let rekeyed = u64::from_be_bytes(keyed(&place, &digest.to_be_bytes()));
                 // Off the two markers, so a page stays a page.
-                *digest = rekeyed.max(OPAQUE + 1);
+                *digest = rekeyed.max(UNKNOWN + 1);
             }
         }
     }
