@@ -17,6 +17,7 @@ use crate::diff::{
     ChangeKind, Load,
 };
 use crate::explain;
+use crate::render::count;
 use crate::tree::{Device, Dump, Node, Struct, Value};
 use crate::vmstate_dump::FieldDesc;
 
@@ -499,12 +500,13 @@ fn replay_struct(
                     .is_some_and(|n| !matches!(n.value, Value::Array(_) | Value::Scalars(_)));
                 let what = match sent.peek() {
                     Some(node) => format!(
-                        "the destination reads {path} where the source sent {prefix}{} ({} bytes)",
-                        node.name, node.len
+                        "the destination reads {path} where the source sent {prefix}{} ({})",
+                        node.name,
+                        count(node.len, "byte")
                     ),
                     None => format!(
-                        "the destination reads {path} ({} bytes) that the source never sent",
-                        field.len
+                        "the destination reads {path} ({}) that the source never sent",
+                        count(field.len, "byte")
                     ),
                 };
                 // Reading past what was sent cannot be undone by a conditional field the
@@ -524,8 +526,9 @@ fn replay_struct(
     }
     if let Some(extra) = sent.next() {
         let what = format!(
-            "the source sent {prefix}{} ({} bytes) that the destination does not read",
-            extra.name, extra.len
+            "the source sent {prefix}{} ({}) that the destination does not read",
+            extra.name,
+            count(extra.len, "byte")
         );
         return Err(match skipped {
             None => refused(what),

@@ -83,7 +83,7 @@ fn esp_drq_state_added_in_a_nested_struct_is_refused() {
         assert_eq!(code, 1, "{out}");
         assert_eq!(
             out.lines().nth(1),
-            Some("refused   0000:00:01.0/pciespscsi (0): Missing section footer for 0000:00:01.0/pciespscsi [the destination reads esp.drq_state (1 bytes) that the source never sent]"),
+            Some("refused   0000:00:01.0/pciespscsi (0): Missing section footer for 0000:00:01.0/pciespscsi [the destination reads esp.drq_state (1 byte) that the source never sent]"),
             "{out}"
         );
         let (code, out) = check(&src, &dst);
