@@ -16,61 +16,18 @@ QEMU must already listen on a QMP unix socket (-qmp unix:SOCK,server=on,wait=off
 
 QEMU is always sent quit at the end. Exit 1 on any failure or after 120 s.
 """
-import argparse, json, socket, sys, time
+import argparse, importlib.util, json, os, sys, time
+
+# The QMP client and value() of qmp-migrate.py (its name has a dash: load it by path).
+spec = importlib.util.spec_from_file_location(
+    "qmp_migrate", os.path.join(os.path.dirname(os.path.abspath(__file__)), "qmp-migrate.py"))
+qmp_migrate = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(qmp_migrate)
 
 TIMEOUT = 120.0
-
-
-class Failed(Exception):
-    pass
-
-
-class QMP:
-    def __init__(self, path):
-        deadline = time.monotonic() + TIMEOUT
-        while True:
-            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            try:
-                self.sock.connect(path)
-                break
-            except OSError:
-                self.sock.close()
-                if time.monotonic() > deadline:
-                    raise Failed(f"cannot connect to {path}")
-                time.sleep(0.1)
-        self.sock.settimeout(TIMEOUT)
-        self.rfile = self.sock.makefile("r", encoding="utf-8")
-        self.next_id = 0
-        if "QMP" not in self._read():
-            raise Failed("no QMP greeting")
-        self.cmd("qmp_capabilities")
-
-    def _read(self):
-        line = self.rfile.readline()
-        if not line:
-            raise EOFError("QMP connection closed")
-        return json.loads(line)
-
-    def cmd(self, name, args=None):
-        self.next_id += 1
-        msg = {"execute": name, "id": self.next_id, **({"arguments": args} if args is not None else {})}
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        while True:
-            resp = self._read()
-            if "event" in resp or resp.get("id") != self.next_id:
-                continue
-            if "error" in resp:
-                raise Failed(f"{name} {json.dumps(args)}: {resp['error'].get('desc', resp['error'])}")
-            return resp.get("return")
-
-
-def value(text):
-    if text in ("true", "false"):
-        return text == "true"
-    try:
-        return int(text, 0)
-    except ValueError:
-        return text
+qmp_migrate.TIMEOUT = TIMEOUT  # live migrations with several RAM iterations take longer
+Failed = qmp_migrate.MigrateError
+value = qmp_migrate.value
 
 
 def params(pairs):
@@ -148,7 +105,8 @@ def main():
     a = ap.parse_args()
     rc, qmp = 0, None
     try:
-        qmp = QMP(a.sock)
+        qmp = qmp_migrate.QMP(a.sock)
+        qmp.cmd("qmp_capabilities")
         (do_migrate if a.what == "migrate" else do_incoming)(qmp, a)
     except (Failed, EOFError, OSError) as e:
         print(f"qmp-stream: {e}", file=sys.stderr)
