@@ -12,7 +12,7 @@
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 
-use crate::diff::{Change, ChangeKind};
+use crate::diff::{Change, ChangeKind, Leaf};
 
 /// Differences that two dumps of the same stopped VM, taken seconds apart, show anyway:
 /// wall-clock and timer state. Found by diffing such pairs on QEMU 7.2 and 10.x (see
@@ -25,8 +25,9 @@ pub const DEFAULT_IGNORES: &[&str] = &[
     "mc146818rtc (*)/next_alarm_time",
     "mc146818rtc (*)/next_periodic_time",
     // CMOS clock registers: seconds, minutes, hours, weekday, day, month, year (0x0-0x9,
-    // alarms included as they sit between them) and century (0x32).
-    "mc146818rtc (*)/cmos_data@0x0-0x9,0x32",
+    // alarms included as they sit between them), register C (0xc: the interrupt flags the
+    // clock's update cycle sets, e.g. UF one second after start) and century (0x32).
+    "mc146818rtc (*)/cmos_data@0x0-0x9,0xc,0x32",
     // hw/rtc/pl031.c (Arm virt): pre_save writes the offset of the guest RTC from the host
     // clock; the subsection's copy is the same offset in whole seconds, so it flips by one
     // when a second boundary falls between the two readings.
@@ -167,14 +168,26 @@ impl Filter {
             .into_iter()
             .filter(|&i| match self.bytes.get(i) {
                 Some(None) => true,
-                Some(Some(mask)) => {
-                    matches!(change.kind, ChangeKind::Value | ChangeKind::RamPages)
-                        && !change.ranges.is_empty()
-                        && change
-                            .ranges
-                            .iter()
-                            .all(|&(start, end)| covers(mask, start, end))
-                }
+                Some(Some(mask)) => match (change.kind, &change.old, &change.new) {
+                    // The bytes themselves: `ranges` merges nearby runs for display, which
+                    // would take in unmasked bytes that did not change (CMOS 0xa-0xb between
+                    // the clock and register C).
+                    (ChangeKind::Value, Some(Leaf::Bytes(old)), Some(Leaf::Bytes(new)))
+                        if old.len() == new.len() =>
+                    {
+                        let mut changed =
+                            old.iter().zip(new).enumerate().filter(|(_, (a, b))| a != b);
+                        changed.all(|(i, _)| masks(mask, i as u64)) && old != new
+                    }
+                    (ChangeKind::Value | ChangeKind::RamPages, ..) => {
+                        !change.ranges.is_empty()
+                            && change
+                                .ranges
+                                .iter()
+                                .all(|&(start, end)| covers(mask, start, end))
+                    }
+                    _ => false,
+                },
                 None => false,
             })
             .collect()
@@ -296,6 +309,23 @@ mod tests {
         };
         assert!(f.ignores(&change(vec![(0, 1), (9, 10)])));
         assert!(!f.ignores(&change(vec![(0, 1), (0x34, 0x35)])));
+        // The changed bytes decide, not the display ranges that merge nearby runs: seconds
+        // (0x0) and register C (0xc) changed, 0xa-0xb between them did not.
+        let f = Filter::new(&["mc146818rtc (*)/cmos_data@0x0-0x9,0xc,0x32"]).unwrap();
+        let bytes = |changed: &[usize]| {
+            let (old, mut new) = (vec![0u8; 128], vec![0u8; 128]);
+            for &i in changed {
+                new[i] = 0x10;
+            }
+            Change {
+                ranges: vec![(0, 13)],
+                old: Some(Leaf::Bytes(old)),
+                new: Some(Leaf::Bytes(new)),
+                ..Change::new("mc146818rtc (0)", "cmos_data", ChangeKind::Value)
+            }
+        };
+        assert!(f.ignores(&bytes(&[0x0, 0xc])));
+        assert!(!f.ignores(&bytes(&[0x0, 0xb, 0xc])));
         // '@' in a RAM block name is not a range list.
         let f = Filter::new(&["ram//rom@etc/acpi/tables"]).unwrap();
         assert!(f.is_match("ram//rom@etc/acpi/tables"));
