@@ -357,7 +357,22 @@ fn check_against_dump(c: &mut Checker, device: &Device, dst: &Dump, class: Optio
     }
     let mut changes = Vec::new();
     diff_device(device, local, &mut changes);
+    let before = c.reasons.len();
     replay(c, &subject, device, &changes, class, local);
+    let refused = c.reasons[before..]
+        .iter()
+        .any(|r| r.severity == Severity::Refused);
+    if let (false, Some(why)) = (refused, explain::cpu_post_load_refusal(device, local)) {
+        // Every field loaded; the CPU's post_load then matches the register lists.
+        c.refuse(
+            &subject,
+            format!(
+                "error while loading state for instance {:#x} of device '{}'",
+                device.instance_id, device.idstr
+            ),
+            Some(why),
+        );
+    }
 }
 
 /// The first change at the same version that stops the load, or the first that leaves it

@@ -602,6 +602,35 @@ fn ints(node: &Node) -> Option<Vec<u64>> {
     }
 }
 
+/// Why an Arm CPU's `cpu_post_load` (target/arm/machine.c) fails the load, if it does: a
+/// register the source sends that the destination's CPU lacks ("register in their list
+/// but not ours"), or a value `write_list_to_cpustate` cannot write back, as a feature ID
+/// register's (constants under TCG) that differs. `None` when either side has no list.
+pub fn post_load_refusal(src: &Device, dst: &Device) -> Option<String> {
+    let (theirs, ours) = (registers(src)?, registers(dst)?);
+    let missing = only(&theirs, &ours);
+    if !missing.is_empty() {
+        let names = listed(missing.into_iter().map(register_name).collect());
+        return Some(format!(
+            "the source's CPU has system registers the destination's lacks: {names}"
+        ));
+    }
+    let fixed: Vec<String> = theirs
+        .iter()
+        .filter(|&&(id, _)| is_id_register(id))
+        .filter_map(|&(id, value)| {
+            let &(_, local) = ours.iter().find(|r| r.0 == id)?;
+            (local != value).then(|| register_name(id))
+        })
+        .collect();
+    (!fixed.is_empty()).then(|| {
+        format!(
+            "feature ID registers differ, which the destination's CPU holds read-only: {}",
+            listed(fixed)
+        )
+    })
+}
+
 fn register_id(device: &Device, i: usize) -> Option<u64> {
     Some(registers(device)?.get(i)?.0)
 }

@@ -252,6 +252,12 @@ pub fn bad_config_data(src: &Device, dst: &Device) -> Option<(String, String)> {
         })
 }
 
+/// Why a CPU's post_load refuses the section once every field loaded (Arm's register
+/// list), if it does.
+pub fn cpu_post_load_refusal(src: &Device, dst: &Device) -> Option<String> {
+    arm::post_load_refusal(src, dst)
+}
+
 /// The PCI config spaces of a struct, by path.
 fn config_spaces<'s>(s: &'s Struct, prefix: &str) -> Vec<(String, &'s [u8])> {
     let mut out = Vec::new();
