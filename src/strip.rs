@@ -28,6 +28,7 @@ pub const DEFAULT_KEEP: &[&str] = &["ram/pc.ram@0xc0000-0xfffff"];
 
 /// What [`strip`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct Stripped {
     /// Page records rewritten as zero pages.
     pub zeroed: u64,
@@ -65,6 +66,19 @@ impl std::error::Error for StripError {}
 /// Decodes `data` (checking the whole stream, as for a diff), then writes it to `out` with
 /// every page record that has contents turned into a zero-page record for the same page,
 /// except pages that `keep` covers (`ram/BLOCK`, or `ram/BLOCK@RANGES` for some bytes).
+///
+/// ```
+/// let data = std::fs::read("testdata/pc10-running.mig")?;
+/// let keep = migdiff::Filter::new(migdiff::DEFAULT_KEEP)?;
+/// let mut out = Vec::new();
+/// let done = migdiff::strip(&data, None, &keep, &mut out)?;
+/// assert_eq!(done.bytes, out.len() as u64);
+/// // The same devices; RAM holds data only in the window kept (pc.ram's ROM copies).
+/// let stripped = migdiff::decode(&out, None)?;
+/// assert_eq!(stripped.devices.len(), migdiff::decode(&data, None)?.devices.len());
+/// assert!(stripped.ram.iter().all(|b| b.data_pages == 0 || b.name == "pc.ram"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
 pub fn strip(
     data: &[u8],
     desc: Option<&Schema>,
