@@ -22,11 +22,11 @@ use crate::reader::Reader;
 use crate::tree::{RamBlock, Warning, NOT_SENT, UNKNOWN};
 
 // RAM_SAVE_FLAG_* from migration/ram.h.
-const FLAG_ZERO: u64 = 0x002;
+pub(crate) const FLAG_ZERO: u64 = 0x002;
 const FLAG_MEM_SIZE: u64 = 0x004;
 const FLAG_PAGE: u64 = 0x008;
 const FLAG_EOS: u64 = 0x010;
-const FLAG_CONTINUE: u64 = 0x020;
+pub(crate) const FLAG_CONTINUE: u64 = 0x020;
 const FLAG_XBZRLE: u64 = 0x040;
 const FLAG_HOOK: u64 = 0x080;
 const FLAG_COMPRESS_PAGE: u64 = 0x100;

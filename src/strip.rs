@@ -12,12 +12,9 @@ use std::io::{self, Write};
 
 use crate::error::ParseError;
 use crate::filter::Filter;
+use crate::ram::{FLAG_CONTINUE, FLAG_ZERO};
 use crate::stream;
 use crate::vmdesc::Schema;
-
-// RAM_SAVE_FLAG_* from migration/ram.h.
-const FLAG_ZERO: u64 = 0x002;
-const FLAG_CONTINUE: u64 = 0x020;
 
 /// Pages kept unless told otherwise, as `ram/BLOCK@RANGES` patterns (the ignore syntax).
 ///
